@@ -1,0 +1,106 @@
+"""``harness-train`` / ``python -m harness.train``: one training run per Hydra job.
+
+    harness-train                                  # Playground defaults (spiral, FNN 8-8 tanh)
+    harness-train data=circle model.activation=linear
+    harness-train -m optim.lr=0.01,0.1 seed=0,1    # a multirun
+    harness-train --cfg job                        # print the composed config
+
+A job validates its config before any compute; a bad value prints one line naming the key,
+the value and what is allowed, exits with status 2 and leaves no files behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from harness.config import register_configs
+from harness.errors import ConfigError, DataError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+EXIT_CONFIG_ERROR = 2
+log = logging.getLogger("harness")
+
+
+def fail(message: str, run_dir: str | None = None) -> None:
+    """Report a user error on one line, remove what this job created, exit non-zero."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise
+    if run_dir:
+        remove_job_dir(run_dir)
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG_ERROR)
+
+
+def remove_job_dir(run_dir: str) -> None:
+    """Delete a job folder that holds only what Hydra put there before the job ran."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        return
+    hydra_only = all(p.name == ".hydra" or p.suffix == ".log" for p in path.iterdir())
+    if hydra_only:
+        logging.shutdown()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_job(cfg: DictConfig) -> dict[str, Any]:
+    """Validate, train (a group of one), store, plot and track one job; return its metrics."""
+    from harness.job import plot_member, store_member, track_member
+    from harness.sweep.engine import dataset_for, run_group
+    from harness.validate import validate_config, validate_with_data
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = hydra_cfg.runtime.output_dir
+    overrides = list(hydra_cfg.overrides.task)
+    try:
+        validate_config(cfg)
+        dataset = dataset_for(cfg)
+        validate_with_data(cfg, dataset)
+    except (ConfigError, DataError) as exc:
+        fail(str(exc), run_dir)
+    group = run_group([cfg], dataset=dataset)
+    result = store_member(run_dir, cfg, group.outputs[0], group, overrides)
+    plot_member(run_dir, cfg, result)
+    track_member(run_dir, cfg, result)
+    log.info(summary_line(result, run_dir))
+    return result["metrics"]
+
+
+def summary_line(result: dict[str, Any], run_dir: str) -> str:
+    """One line per run: status, headline metrics, timings and where the record is."""
+    m = result["metrics"]
+    shown = [k for k in ("train/loss", "test/loss", "test/accuracy", "test/mse") if k in m]
+    metrics = " ".join(f"{k}={m[k]:.4g}" for k in shown)
+    t = result["timings"]
+    return (
+        f"{result['status']}: {metrics} | {result['budget']['kind']}={result['budget']['size']} "
+        f"({result['budget']['steps']} steps) | compile {t['compile_s']:.2f}s run {t['run_s']:.2f}s "
+        f"| {Path(run_dir) / 'result.json'}"
+    )
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
+    return run_job(cfg)
+
+
+def main() -> None:
+    """Console entry point."""
+    from harness.runtime import setup_jax
+
+    setup_jax()  # before anything imports jax: XLA flags are read when the backend starts
+    logging.getLogger("jax").setLevel(logging.WARNING)  # no "Unable to initialize backend 'tpu'"
+    register_configs()
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Config schema: dataclasses registered in Hydra's ConfigStore, so types are checked at compose time.
+
+Every value a user can set lives here with its type and default. Each YAML file under
+``conf/`` names its schema in its ``defaults:`` list, so a misspelt key or a wrong type fails
+while Hydra composes the config, before any compute. Value checks (ranges, known names) live
+in :mod:`harness.validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class DataConfig:
+    """Which data set, and how it is generated and split. Not every key applies to every set."""
+
+    name: str = MISSING  # spiral | circle | xor | gauss | reg_plane | reg_gauss | mnist1d | digits | adding | copy | sentiment | files
+    seed: int = 0  # data seed: generation and splits (static: a new seed is a new data set)
+    noise: float = 0.0  # Playground: 0 .. 0.5
+    num_samples: Optional[int] = None  # Playground: 500 classification / 1200 regression
+    train_fraction: float = 0.5  # Playground's "ratio of training to test data"
+    val_fraction: float = 0.0  # carved from the training split
+    features: list[str] = field(default_factory=lambda: ["x1", "x2"])  # Playground inputs
+    shuffle_positions: bool = False  # mnist1d: one fixed permutation of the 40 positions
+    length: int = 50  # adding / copy / sentiment: sequence length T
+    vocab_size: int = 0  # sentiment: 0 = the generator's own vocabulary
+    path: Optional[str] = None  # files: a folder with IDX files (raw or .gz) or an .npz
+    max_train: Optional[int] = None  # keep only the first N training examples (few labels)
+    classes: Optional[list[int]] = None  # keep only these classes (relabelled 0..k-1)
+    layout: str = "auto"  # auto | vector | image | sequence: override the natural layout
+
+
+@dataclass
+class ModelConfig:
+    """One schema for every model family; keys a family does not use are left at defaults."""
+
+    family: str = "fnn"  # fnn | cnn | rnn
+    activation: str = "tanh"  # relu tanh sigmoid linear gelu elu leaky_relu softplus swish
+    init: str = "default"  # default (lecun normal, zero bias) | playground | he | glorot
+    init_scale: float = 1.0  # multiplies every initial weight (dynamic)
+    dropout: float = 0.0  # static: a new rate is a new program
+    hidden: list[int] = field(default_factory=lambda: [8, 8])  # fnn widths; [] = linear model
+    # cnn
+    channels: list[int] = field(default_factory=lambda: [25, 25, 25])
+    kernel: int = 5
+    stride: int = 2
+    padding: str = "SAME"
+    pool: str = "none"  # none | max | avg (after each conv, window 2)
+    dense: list[int] = field(default_factory=list)  # cnn head widths before the output
+    # rnn
+    cell: str = "gru"  # simple | gru | lstm
+    units: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    readout: str = "last"  # last | mean | flatten
+    embed_dim: int = 16  # tokens input: embedding width (rnn); fnn uses a bag of words
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule; steps are optimizer steps."""
+
+    kind: str = "constant"  # constant | cosine | warmup | warmup_cosine
+    warmup_steps: float = 0.0  # dynamic
+    final_fraction: float = 0.0  # cosine: lr at the end as a fraction of optim.lr
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer (optax). Numbers are dynamic: sweeping them never recompiles."""
+
+    name: str = "sgd"  # sgd | momentum | nesterov | adam | adamw | rmsprop
+    lr: float = 0.03
+    momentum: float = 0.9  # momentum / nesterov
+    b1: float = 0.9  # adam / adamw
+    b2: float = 0.999
+    eps: float = 1e-8  # adam / adamw / rmsprop
+    decay: float = 0.9  # rmsprop
+    weight_decay: float = 0.0  # decoupled, scaled by the learning rate (as optax.adamw)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+
+@dataclass
+class RegularizerConfig:
+    """Penalty on weights (kernels, not biases), as in TensorFlow Playground."""
+
+    kind: str = "none"  # none | l1 | l2
+    rate: float = 0.0  # dynamic
+
+
+@dataclass
+class TrainConfig:
+    """Batch size and budget. Exactly one budget applies: steps or examples if set, else epochs."""
+
+    batch_size: int = 10  # static: it is a shape
+    epochs: Optional[int] = 200
+    steps: Optional[int] = None
+    examples: Optional[int] = None
+    eval_every: Optional[int] = None  # steps between evaluations; default one epoch
+    loss: str = "auto"  # auto | cross_entropy | mse | tanh_squared (Playground's)
+    order_seed: Optional[int] = None  # data-order seed; default = seed
+    grad_noise_scale: bool = False  # measure B_simple (McCandlish et al.) at each evaluation
+
+
+@dataclass
+class LoggerConfig:
+    """Where runs are tracked besides result.json."""
+
+    name: str = "wandb"  # wandb | none
+    project: str = "harness"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    job_type: str = "train"
+    tags: list[str] = field(default_factory=list)
+    run_name: Optional[str] = None
+    mode: Optional[str] = None  # offline unless WANDB_MODE / this says otherwise
+    dir: Optional[str] = None  # default: the job's output dir
+
+
+@dataclass
+class OutputConfig:
+    """What a run writes beside result.json."""
+
+    plots: bool = True
+    save_params: bool = False
+    boundary_resolution: int = 50  # decision-boundary grid, points per side (2-D data)
+
+
+@dataclass
+class Config:
+    """The whole composed config of one training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0  # init seed (dynamic)
+    search: Any = None  # quasi-random search spec (fused launcher)
+
+
+def register_configs() -> None:
+    """Put the schemas into Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    for group, node in (
+        ("data", DataConfig),
+        ("model", ModelConfig),
+        ("optim", OptimConfig),
+        ("regularizer", RegularizerConfig),
+        ("logger", LoggerConfig),
+    ):
+        cs.store(group=group, name=f"{group}_schema", node=node)
+
+
+def field_names(schema: type) -> list[str]:
+    """Names of a schema dataclass's fields."""
+    return [f.name for f in dataclasses.fields(schema)]

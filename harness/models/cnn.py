@@ -1,0 +1,116 @@
+"""Convolutional network, 1-D or 2-D by the input's rank.
+
+[b, length, channels] (layouts ``signal``, ``sequence``) -> 1-D convolutions over length;
+[b, height, width, channels] (layout ``image``) -> 2-D convolutions.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+from harness.errors import ConfigError
+from harness.models.activations import get_activation
+from harness.models.fnn import hidden_dense, maybe_dropout, output_layer
+from harness.models.inits import get_init
+
+POOLS = ("none", "max", "avg")
+PADDINGS = ("SAME", "VALID")  # or a non-negative integer: that many zeros on each side
+POOL_WINDOW = 2  # pooling window and stride
+
+
+def parse_padding(padding: str | int) -> str | int:
+    """``model.padding`` as Flax takes it: "SAME" / "VALID" (any case), or an int >= 0.
+
+    An integer (or a string of digits, as Hydra may pass it) pads that many zeros on each side
+    of every spatial axis, like PyTorch's ``padding=k``. ConfigError on ``model.padding`` else.
+    """
+    if isinstance(padding, bool):
+        raise ConfigError("model.padding", padding, _PADDING_ALLOWED)
+    if isinstance(padding, int):
+        if padding < 0:
+            raise ConfigError("model.padding", padding, _PADDING_ALLOWED)
+        return padding
+    text = str(padding).strip()
+    if text.isdigit():
+        return int(text)
+    if text.upper() in PADDINGS:
+        return text.upper()
+    raise ConfigError("model.padding", padding, _PADDING_ALLOWED)
+
+
+_PADDING_ALLOWED = "SAME, VALID, or a non-negative integer (zeros on each side)"
+
+
+class CNN(nn.Module):
+    """[Conv -> act -> pool?]* -> flatten -> dropout -> [Dense -> act -> dropout]* -> Dense.
+
+    Every conv layer uses the same ``kernel``, ``stride`` and ``padding`` along each spatial
+    axis; ``pool`` ("max" / "avg", window 2, stride 2, no padding) follows each activation.
+    Dropout (if any) is applied to the flattened conv features and after each head layer.
+    With ``targets="sequence"`` the output layer gives T * num_outputs values reshaped to
+    [b, T, num_outputs], T being the input's axis 1 (as in the FNN).
+    """
+
+    num_outputs: int
+    channels: tuple[int, ...] = (25, 25, 25)
+    kernel: int = 5
+    stride: int = 2
+    padding: str | int = "SAME"
+    pool: str = "none"
+    dense: tuple[int, ...] = ()
+    activation: str = "relu"
+    init_scheme: str = "default"  # model.init (the name `init` is taken by Module.init)
+    dropout: float = 0.0
+    targets: str = "example"
+
+    def _out_size(self, n: int, padding: str | int) -> int:
+        """Spatial size after one conv (and pool) layer, from an input size ``n``."""
+        if padding == "SAME":
+            n = -(-n // self.stride)
+        else:
+            n += 2 * padding if isinstance(padding, int) else 0
+            n = (n - self.kernel) // self.stride + 1 if n >= self.kernel else 0
+        return n // POOL_WINDOW if self.pool != "none" else n
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Raw outputs for a batch ``x`` of rank 3 (1-D) or 4 (2-D)."""
+        spatial = x.ndim - 2
+        if spatial not in (1, 2):
+            raise ValueError(
+                f"CNN input must be [b, length, channels] or [b, h, w, c]; got shape {x.shape}"
+            )
+        act = get_activation(self.activation)
+        kernel_init, bias_init = get_init(self.init_scheme)
+        padding = parse_padding(self.padding)
+        h = jnp.asarray(x, jnp.float32)
+        for i, features in enumerate(self.channels):
+            # Shapes are static, so this check costs nothing under jit; without it a too-deep
+            # stack fails inside lax with an opaque negative/zero-size error.
+            sizes = [self._out_size(n, padding) for n in h.shape[1:-1]]
+            if min(sizes) < 1:
+                raise ConfigError(
+                    "model.channels",
+                    list(self.channels),
+                    f"an input of spatial size {tuple(x.shape[1:-1])} shrinks to nothing at "
+                    f"conv layer {i + 1}; use fewer conv layers, a smaller kernel or stride, "
+                    "padding SAME, or pool none",
+                )
+            h = nn.Conv(
+                features,
+                kernel_size=(self.kernel,) * spatial,
+                strides=(self.stride,) * spatial,
+                padding=padding,
+                kernel_init=kernel_init,
+                bias_init=bias_init,
+            )(h)
+            h = act(h)
+            if self.pool != "none":
+                pool_fn = nn.max_pool if self.pool == "max" else nn.avg_pool
+                window = (POOL_WINDOW,) * spatial
+                h = pool_fn(h, window, strides=window, padding="VALID")
+        h = maybe_dropout(h.reshape(h.shape[0], -1), self.dropout, train)
+        h = hidden_dense(h, self.dense, self.activation, self.init_scheme, self.dropout, train)
+        return output_layer(h, self.num_outputs, self.init_scheme, self.targets, x.shape[1])

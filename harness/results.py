@@ -1,0 +1,127 @@
+"""Turn one member's raw outputs into its stored record (``result.json`` and files beside it)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from harness import store
+from harness.sweep.plan import digest, hparams_of
+from harness.train.loop import Budget
+
+LOWER_IS_BETTER = ("loss", "mse")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config minus what does not change results (logger, output, hydra).
+
+    A stored result whose hash equals a job's hash is that job's result (resume skips it).
+    """
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("logger", "output", "hydra"):
+        container.pop(key, None)
+    return digest(container)
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str | None]:
+    """Versions of what produced a result: python, jax, flax, optax, harness, git commit."""
+    import flax
+    import jax
+    import optax
+
+    import harness
+
+    commit = None
+    try:
+        repo = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "harness": getattr(harness, "__version__", "0"),
+        "git_commit": commit,
+        "backend": jax.default_backend(),
+    }
+
+
+def summarize_curves(curves: dict[str, np.ndarray]) -> dict[str, float]:
+    """Final value of every curve, and its best value (``best/<name>``) over evaluations."""
+    metrics: dict[str, float] = {}
+    for name, values in curves.items():
+        if name == "step":
+            continue
+        values = np.asarray(values, np.float64)
+        metrics[name] = float(values[-1])
+        if name.startswith("gns/"):
+            continue
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            lower = name.split("/")[-1] in LOWER_IS_BETTER
+            metrics[f"best/{name}"] = float(finite.min() if lower else finite.max())
+    return metrics
+
+
+def make_result(
+    cfg: DictConfig,
+    output: dict[str, Any],
+    budget: Budget,
+    *,
+    overrides: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The record of one run, as stored in ``result.json``."""
+    curves = dict(output["curves"])
+    curves["step"] = budget.eval_steps()
+    metrics = summarize_curves(curves)
+    metrics["weight_sparsity"] = float(output["weight_sparsity"])
+    if "gns/b_simple" in curves:
+        b = np.asarray(curves["gns/b_simple"], np.float64)
+        b = b[np.isfinite(b) & (b > 0)]
+        metrics["gns/b_simple_median"] = float(np.median(b)) if b.size else float("nan")
+    diverged = bool(output["diverged"])
+    hp = hparams_of(cfg)
+    result = {
+        "status": "diverged" if diverged else "ok",
+        "diverged_step": int(output["diverged_step"]) if diverged else None,
+        "metrics": metrics,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config_hash": config_hash(cfg),
+        "overrides": list(overrides),
+        "budget": budget.as_dict(),
+        "seed": int(hp["seed"]),
+        "order_seed": int(hp["order_seed"]),
+        "timings": timings,
+        "versions": versions(),
+    }
+    if "confusion" in output:
+        result["confusion_matrix"] = np.asarray(output["confusion"]).round().astype(int).tolist()
+    return result
+
+
+def write_run(run_dir: str | Path, result: dict[str, Any], output: dict[str, Any], budget: Budget, cfg: DictConfig) -> None:
+    """Write a run's files; ``result.json`` goes last so its presence means complete."""
+    run_dir = Path(run_dir)
+    curves = dict(output["curves"])
+    curves["step"] = budget.eval_steps()
+    store.write_curves(run_dir / store.CURVES_FILE, curves)
+    if "boundary" in output:
+        store.write_npz_atomic(run_dir / "boundary.npz", {"boundary": np.asarray(output["boundary"])})
+    if cfg.output.save_params:
+        import jax
+
+        flat = {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(output["params"])}
+        store.write_npz_atomic(run_dir / "params.npz", flat)
+    store.write_json_atomic(run_dir / store.RESULT_FILE, result)

@@ -1,0 +1,153 @@
+"""Results on disk: atomic writes (temp file + rename) and a loader into pandas.
+
+A run's folder holds ``result.json`` (the record), ``curves.csv`` (metrics per evaluation)
+and optional extras (``boundary.npz``, ``params.npz``, plots). ``result.json`` is written
+last, so its presence means the run is complete; every write goes to a temp file in the
+same folder first and is renamed into place, so a crash never leaves a truncated file.
+No pickle anywhere: JSON, CSV and ``.npz`` read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+RESULT_FILE = "result.json"
+CURVES_FILE = "curves.csv"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success rename it onto ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Numpy scalars and arrays to Python; non-finite floats to None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write strict JSON (no NaN) atomically."""
+    write_text_atomic(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write numpy arrays as an uncompressed .npz atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_curves(path: str | os.PathLike, curves: dict[str, np.ndarray]) -> None:
+    """Curves as CSV: one row per evaluation, one column per metric (``step`` first)."""
+    names = ["step"] + sorted(k for k in curves if k != "step")
+    rows = [",".join(names)]
+    for i in range(len(curves["step"])):
+        cells = []
+        for name in names:
+            value = curves[name][i]
+            cells.append(str(int(value)) if name == "step" else repr(float(value)))
+        rows.append(",".join(cells))
+    write_text_atomic(path, "\n".join(rows) + "\n")
+
+
+def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The stored result of a run folder, or None if absent or unreadable."""
+    path = Path(run_dir) / RESULT_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def read_curves(run_dir: str | os.PathLike):
+    """The curves of a run as a pandas DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(Path(run_dir) / CURVES_FILE)
+
+
+def find_results(root: str | os.PathLike) -> list[Path]:
+    """Every run folder under ``root`` holding a result.json, sorted."""
+    return sorted(p.parent for p in Path(root).rglob(RESULT_FILE))
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = obj
+
+
+def load_results(root: str | os.PathLike):
+    """Every result under ``root`` as one pandas DataFrame, a row per run.
+
+    Columns: ``run_dir``, ``status``, ``seed``, metric names (``test/accuracy``...), config
+    keys flattened with dots (``optim.lr``, ``train.batch_size``...; lists kept as lists),
+    ``budget.*`` and ``timings.*``.
+    """
+    import pandas as pd
+
+    rows = []
+    for run_dir in find_results(root):
+        result = read_result(run_dir)
+        if result is None:
+            continue
+        row: dict[str, Any] = {"run_dir": str(run_dir), "status": result.get("status"), "seed": result.get("seed")}
+        row.update(result.get("metrics", {}))
+        flat: dict[str, Any] = {}
+        _flatten("", result.get("config", {}), flat)
+        row.update(flat)
+        for section in ("budget", "timings"):
+            for k, v in result.get(section, {}).items():
+                row[f"{section}.{k}"] = v
+        row["diverged_step"] = result.get("diverged_step")
+        row["config_hash"] = result.get("config_hash")
+        rows.append(row)
+    return pd.DataFrame(rows)

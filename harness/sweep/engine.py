@@ -1,0 +1,131 @@
+"""Run one compile group: ``jit(vmap(train))`` over its members, one XLA program.
+
+This is the only way anything trains. A single ``harness-train`` run is a group of one; the
+fused launcher hands whole groups (or chunks of them) to the same function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from omegaconf import DictConfig
+
+from harness.data import load_dataset
+from harness.data.base import Dataset
+from harness.sweep.plan import stack_hparams
+from harness.train.loop import Budget, make_train
+
+# Counts how often a train function is traced (a test pins "one compilation per group").
+TRACE_COUNT = {"n": 0}
+
+
+@dataclasses.dataclass
+class GroupRun:
+    """What a group's run gives back: per-member outputs (numpy) and shared facts."""
+
+    outputs: list[dict[str, Any]]
+    budget: Budget
+    dataset: Dataset
+    compile_s: float
+    run_s: float
+    devices: int
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_dataset(data_json: str) -> Dataset:
+    import json
+
+    from omegaconf import OmegaConf
+
+    return load_dataset(OmegaConf.create(json.loads(data_json)))
+
+
+def dataset_for(cfg: DictConfig) -> Dataset:
+    """Load (once per process) the data set a config asks for."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    return _cached_dataset(json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True))
+
+
+def boundary_grid(dataset: Dataset, resolution: int) -> np.ndarray | None:
+    """Input features on a ``resolution``² grid over the Playground square, or None."""
+    if dataset.input_extent is None or not dataset.feature_names:
+        return None
+    from harness.data.playground import feature_map
+
+    lo, hi = dataset.input_extent
+    ticks = np.linspace(lo, hi, resolution, dtype=np.float32)
+    xx, yy = np.meshgrid(ticks, ticks[::-1])  # row 0 is the top of the picture
+    points = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    return feature_map(points, list(dataset.feature_names)).astype(np.float32)
+
+
+def member_devices(num_members: int) -> list:
+    """Devices the member axis is sharded over: all local devices that the members fill."""
+    devices = jax.local_devices()
+    return devices[: max(1, min(len(devices), num_members))]
+
+
+def _pad_rows(tree: dict[str, np.ndarray], multiple: int) -> tuple[dict[str, np.ndarray], int]:
+    """Repeat the last member so the member count divides evenly over devices."""
+    n = len(next(iter(tree.values())))
+    padded = math.ceil(n / multiple) * multiple
+    if padded == n:
+        return tree, n
+    return {k: np.concatenate([v, np.repeat(v[-1:], padded - n, axis=0)]) for k, v in tree.items()}, n
+
+
+def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None) -> GroupRun:
+    """Train every config of one compile group together and return per-member outputs.
+
+    All ``cfgs`` must share their static settings (see :mod:`harness.sweep.plan`); the first
+    one defines the program. Compile and run times are measured separately.
+    """
+    cfg0 = cfgs[0]
+    dataset = dataset or dataset_for(cfg0)
+    train, budget = make_train(cfg0, dataset)
+
+    def counted_train(hparams, key, data):
+        TRACE_COUNT["n"] += 1  # runs at trace time only
+        return train(hparams, key, data)
+
+    data = {k: jnp.asarray(v) for k, v in dataset.arrays().items()}
+    grid = boundary_grid(dataset, int(cfg0.output.boundary_resolution))
+    if grid is not None:
+        data["x_grid"] = jnp.asarray(grid)
+
+    hparams = stack_hparams(cfgs)
+    devices = member_devices(len(cfgs))
+    hparams, n_members = _pad_rows(hparams, len(devices))
+    keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(hparams["seed"])))
+
+    mesh = Mesh(np.asarray(devices), ("members",))
+    member_sharding = NamedSharding(mesh, PartitionSpec("members"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    hparams = jax.device_put({k: jnp.asarray(v) for k, v in hparams.items()}, member_sharding)
+    keys = jax.device_put(jnp.asarray(keys), member_sharding)
+    data = jax.device_put(data, replicated)
+
+    fused = jax.jit(jax.vmap(counted_train, in_axes=(0, 0, None)))
+    t0 = time.perf_counter()
+    compiled = fused.lower(hparams, keys, data).compile()
+    compile_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    out = compiled(hparams, keys, data)
+    out = jax.block_until_ready(out)
+    run_s = time.perf_counter() - t0
+
+    host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+    outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(n_members)]
+    return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices))

@@ -1,0 +1,451 @@
+"""Copy stored results into Weights & Biases: one W&B run per result, or one per compile group.
+
+Tracking is a side channel: ``result.json`` on disk is the record, and a W&B failure must
+never cost it. So every public function here catches *every* error, turns it into exactly
+one :class:`TrackingWarning`, and returns None; nothing here writes to ``result.json``.
+
+Runs are offline unless the logger config or ``WANDB_MODE`` says otherwise, so logging works
+with no account and no network (``wandb sync`` uploads later). After a successful finish a
+``wandb_run_id`` marker goes into the run folder, so a re-run can skip logged runs
+(:func:`already_logged`).
+
+Per-run overhead is kept low: no console capture, no code or git snapshot, no system
+metrics, no requirements file; curves are logged as history rows (never a Table).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from harness import store
+
+MARKER_FILE = "wandb_run_id"
+# Config keys whose name contains one of these are dropped before they reach W&B.
+SECRET_WORDS = ("key", "token", "secret", "password")
+# Images logged when present in the run folder, by W&B key.
+IMAGES = {"plots/curves": "curves.png", "plots/boundary": "boundary.png", "plots/confusion": "confusion.png"}
+
+
+class TrackingWarning(UserWarning):
+    """W&B tracking failed; the stored result is unaffected."""
+
+
+def already_logged(run_dir: str | os.PathLike) -> bool:
+    """True if ``run_dir`` holds a non-empty ``wandb_run_id`` marker from a finished W&B run."""
+    try:
+        return bool((Path(run_dir) / MARKER_FILE).read_text().strip())
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def resolve_mode(logger_cfg) -> str:
+    """W&B mode: the config's ``mode``, else ``WANDB_MODE``, else ``offline`` (no account needed)."""
+    mode = getattr(logger_cfg, "mode", None) or os.environ.get("WANDB_MODE") or "offline"
+    return str(mode)
+
+
+def tracking_enabled(logger_cfg) -> bool:
+    """False when the config names no W&B logger (``name: none``) or the mode is ``disabled``.
+
+    wandb's disabled mode hands back a no-op run with a made-up id; logging to it and
+    writing that id as a marker would claim a run that does not exist, so such calls
+    return None before wandb is touched (and without a warning: nothing failed).
+    """
+    name = str(getattr(logger_cfg, "name", "wandb") or "wandb").lower()
+    return name == "wandb" and resolve_mode(logger_cfg) != "disabled"
+
+
+def is_secret(name: str) -> bool:
+    """Whether a config key's name suggests a credential."""
+    lowered = str(name).lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+def scrub_secrets(obj: Any) -> Any:
+    """A copy of ``obj`` without dict entries whose key names a secret, at any depth."""
+    if isinstance(obj, dict):
+        return {k: scrub_secrets(v) for k, v in obj.items() if not is_secret(k)}
+    if isinstance(obj, (list, tuple)):
+        return [scrub_secrets(v) for v in obj]
+    return obj
+
+
+def _settings(init_timeout: float | None):
+    """Quiet, cheap W&B settings (names as in wandb 0.31's ``wandb.Settings``)."""
+    import wandb
+
+    kwargs: dict[str, Any] = dict(
+        silent=True,  # no banner, no "View run at ..." lines
+        console="off",  # no stdout/stderr capture (a thread and a file per run)
+        save_code=False,
+        disable_code=True,
+        disable_git=True,  # no `git` subprocesses per run
+        disable_job_creation=True,
+        x_disable_stats=True,  # no system-metrics sampler
+        x_disable_meta=True,  # no host/GPU/environment probe
+        x_disable_machine_info=True,
+        x_save_requirements=False,  # no pip freeze per run
+    )
+    if init_timeout is not None:
+        # Only when asked: an explicit setting would override WANDB_INIT_TIMEOUT.
+        kwargs["init_timeout"] = float(init_timeout)
+    # Settings forbid unknown names, and the x_* ones come and go between releases
+    # (pyproject allows wandb>=0.18): pass only those this wandb knows.
+    known = getattr(wandb.Settings, "model_fields", None)
+    if known:
+        kwargs = {k: v for k, v in kwargs.items() if k in known}
+    return wandb.Settings(**kwargs)
+
+
+def _writable_dir(path: str | os.PathLike) -> str:
+    """Create ``path`` and prove it writable, else raise OSError.
+
+    wandb itself would quietly fall back to the system temp folder, scattering runs where
+    nobody looks; a probe file is also the only test that holds for root, whom chmod does
+    not stop.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path):
+        pass
+    return str(path)
+
+
+def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout):
+    """``wandb.init`` for one run, offline by default, with quiet settings."""
+    import wandb
+
+    return wandb.init(
+        project=getattr(logger_cfg, "project", None) or "harness",
+        entity=getattr(logger_cfg, "entity", None),
+        group=getattr(logger_cfg, "group", None),
+        job_type=job_type,
+        tags=[str(t) for t in (getattr(logger_cfg, "tags", None) or [])],
+        name=name,
+        config=scrub_secrets(config),
+        dir=_writable_dir(wandb_dir),
+        mode=resolve_mode(logger_cfg),
+        reinit="create_new",  # several runs per process, none finishing another
+        settings=_settings(init_timeout),
+    )
+
+
+def _finish_quietly(run) -> None:
+    """Close a run that failed half-way, ignoring any second error (the first is reported)."""
+    try:
+        run.finish(exit_code=1)
+    except Exception:
+        pass
+
+
+def _clean(value: Any) -> Any:
+    """Numpy scalars to Python; NaN and inf kept as floats (W&B stores them)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _curve_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """curves.csv as a list of row dicts (``step`` an int), or [] when absent."""
+    if not (run_dir / store.CURVES_FILE).is_file():
+        return []
+    curves = store.read_curves(run_dir)
+    rows = []
+    for record in curves.to_dict(orient="records"):
+        row = {k: _clean(v) for k, v in record.items()}
+        row["step"] = int(row["step"])
+        rows.append(row)
+    return rows
+
+
+def _steps_increasing(rows: list[dict[str, Any]]) -> bool:
+    """Whether the rows' steps strictly increase (then they are W&B's own steps)."""
+    steps = [row["step"] for row in rows]
+    return all(b > a for a, b in zip(steps, steps[1:]))
+
+
+def _log_history(run, rows: list[dict[str, Any]]) -> None:
+    """One history row per evaluation, on the optimizer-step axis.
+
+    ``step=`` makes W&B's own step equal to the optimizer step (default x axis); when the
+    steps do not increase (W&B would drop rows) only the ``step`` metric carries them.
+    define_metric makes every chart use ``step`` in both cases.
+    """
+    run.define_metric("step")
+    run.define_metric("*", step_metric="step")
+    increasing = _steps_increasing(rows)
+    for row in rows:
+        if increasing:
+            run.log(row, step=row["step"])
+        else:
+            run.log(row)
+
+
+def _confusion_chart(matrix, class_names=None):
+    """The confusion matrix as a wandb.Table (actual, predicted, count) drawn by W&B's own chart."""
+    import wandb
+
+    counts = np.asarray(matrix)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {counts.shape}")
+    k = counts.shape[0]
+    names = [str(n) for n in class_names] if class_names else [str(i) for i in range(k)]
+    table = wandb.Table(
+        columns=["Actual", "Predicted", "nPredictions"],
+        data=[[names[i], names[j], int(counts[i, j])] for i in range(k) for j in range(k)],
+    )
+    # The same preset chart wandb.plot.confusion_matrix uses, fed with counts directly.
+    return wandb.plot_table(
+        "wandb/confusion_matrix/v1",
+        table,
+        {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"},
+        {"title": "Confusion matrix (test)"},
+    )
+
+
+def _media(run_dir: Path, result: dict[str, Any], images: bool) -> dict[str, Any]:
+    """Images present in the run folder, and the confusion-matrix table, by W&B key."""
+    import wandb
+
+    media: dict[str, Any] = {}
+    if images:
+        for key, filename in IMAGES.items():
+            if (run_dir / filename).is_file():
+                media[key] = wandb.Image(str(run_dir / filename))
+    if result.get("confusion_matrix") is not None:
+        media["confusion_matrix"] = _confusion_chart(result["confusion_matrix"])
+    return media
+
+
+def _run_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """Final metrics plus status, divergence step, budget and timings."""
+    summary = dict(result.get("metrics") or {})
+    summary["status"] = result.get("status")
+    summary["diverged_step"] = result.get("diverged_step")
+    summary["budget"] = dict(result.get("budget") or {})
+    summary["timings"] = dict(result.get("timings") or {})
+    if result.get("config_hash"):
+        summary["config_hash"] = result["config_hash"]
+    return summary
+
+
+def _run_config(result: dict[str, Any]) -> dict[str, Any]:
+    """The W&B config of a run: its resolved config plus the budget (secrets dropped in _start)."""
+    config = dict(result.get("config") or {})
+    config["budget"] = dict(result.get("budget") or {})
+    return config
+
+
+def _warn(what: str, where: str | os.PathLike, error: BaseException) -> None:
+    """The one warning a failed logging call gives."""
+    message = f"W&B logging of {what} {where} failed, the stored result is unaffected: {type(error).__name__}: {error}"
+    warnings.warn(message, TrackingWarning, stacklevel=3)
+
+
+def _mark_logged(folder: Path, run_id: str) -> None:
+    """Write the marker; after W&B has finished, so a marker always means a complete run."""
+    store.write_text_atomic(folder / MARKER_FILE, run_id + "\n")
+
+
+def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, init_timeout) -> str:
+    """log_run without the error policy."""
+    rows = _curve_rows(run_dir)
+    run = _start(
+        logger_cfg,
+        wandb_dir=getattr(logger_cfg, "dir", None) or run_dir,
+        name=getattr(logger_cfg, "run_name", None) or run_dir.name,
+        config=_run_config(result),
+        job_type=getattr(logger_cfg, "job_type", None) or "train",
+        init_timeout=init_timeout,
+    )
+    try:
+        _log_history(run, rows)
+        media = _media(run_dir, result, images)
+        if media and rows and _steps_increasing(rows):
+            # At the last row's step: merged into that row, not an extra history row.
+            run.log(media, step=rows[-1]["step"])
+        elif media:
+            run.log(media)
+        run.summary.update(_run_summary(result))
+        run_id = run.id
+        run.finish()
+    except BaseException:
+        _finish_quietly(run)
+        raise
+    _mark_logged(run_dir, run_id)
+    return run_id
+
+
+def log_run(
+    run_dir: str | os.PathLike,
+    result: dict[str, Any],
+    logger_cfg,
+    *,
+    images: bool = True,
+    init_timeout: float | None = None,
+) -> str | None:
+    """Log one stored run as one W&B run; return its id, or None after one TrackingWarning.
+
+    Config: ``result["config"]`` plus ``budget`` (keys naming secrets dropped). History:
+    every row of ``curves.csv`` at its optimizer step. Summary: final metrics, status,
+    diverged_step, budget, timings. Media: ``curves.png``, ``boundary.png``,
+    ``confusion.png`` when present (and ``images``), and the confusion matrix as a table.
+    ``init_timeout`` (seconds) bounds ``wandb.init`` in online mode (W&B's default: 90 s).
+    Never raises and never touches ``result.json``. Returns None at once, without a warning,
+    when tracking is off (:func:`tracking_enabled`).
+    """
+    try:
+        if not tracking_enabled(logger_cfg):
+            return None
+        return _log_run(Path(run_dir), result, logger_cfg, images, init_timeout)
+    except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
+        _warn("run", run_dir, error)
+        return None
+
+
+def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+    """Nested dicts to dotted keys (as store.load_results does)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = obj
+
+
+def _flat_config(result: dict[str, Any]) -> dict[str, Any]:
+    """A result's config with dotted keys, secrets dropped."""
+    flat: dict[str, Any] = {}
+    _flatten("", scrub_secrets(result.get("config") or {}), flat)
+    return flat
+
+
+def dynamic_keys(flat_configs: list[dict[str, Any]]) -> list[str]:
+    """Dotted config keys whose value differs between members (plus ``seed``), sorted."""
+    keys: set[str] = set()
+    for flat in flat_configs:
+        keys.update(flat)
+    varying = {k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat_configs}) > 1}
+    if any("seed" in f for f in flat_configs):
+        varying.add("seed")
+    return sorted(varying)
+
+
+def _cell(value: Any) -> Any:
+    """A table cell: scalars as they are, lists and dicts as JSON text (one type per column)."""
+    value = _clean(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def members_table(results: list[dict[str, Any]]):
+    """One row per member: index, status, diverged_step, dynamic config values, final metrics."""
+    import wandb
+
+    flats = [_flat_config(r) for r in results]
+    config_keys = dynamic_keys(flats)
+    metric_keys = sorted({k for r in results for k in (r.get("metrics") or {})})
+    columns = ["member", "status", "diverged_step"] + [f"config/{k}" for k in config_keys] + metric_keys
+    data = []
+    for i, (result, flat) in enumerate(zip(results, flats)):
+        metrics = result.get("metrics") or {}
+        row = [i, result.get("status"), result.get("diverged_step")]
+        row += [_cell(flat.get(k)) for k in config_keys]
+        row += [_cell(metrics.get(k)) for k in metric_keys]
+        data.append(row)
+    return wandb.Table(columns=columns, data=data)
+
+
+def _common_config(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config shared by all members (dynamic keys removed), for the group run's config."""
+    flats = [_flat_config(r) for r in results]
+    varying = set(dynamic_keys(flats))
+    common = {k: v for k, v in (flats[0] if flats else {}).items() if k not in varying}
+    common["num_members"] = len(results)
+    if results and results[0].get("budget"):
+        common["budget"] = dict(results[0]["budget"])
+    return common
+
+
+def _group_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by status, and the best final test metric over members."""
+    statuses = [r.get("status") for r in results]
+    summary: dict[str, Any] = {
+        "members": len(results),
+        "members_ok": statuses.count("ok"),
+        "members_diverged": statuses.count("diverged"),
+    }
+    for key, better in (("test/accuracy", max), ("test/mse", min), ("test/loss", min)):
+        values = [v for r in results if isinstance(v := (r.get("metrics") or {}).get(key), (int, float)) and math.isfinite(v)]
+        if values:
+            summary[f"best_member/{key}"] = better(values)
+    return summary
+
+
+def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name, init_timeout) -> str:
+    """log_group without the error policy."""
+    table = members_table(results)  # built first: a bad result fails before any W&B run exists
+    run = _start(
+        logger_cfg,
+        wandb_dir=getattr(logger_cfg, "dir", None) or group_dir,
+        name=name or getattr(logger_cfg, "run_name", None) or group_dir.name,
+        config=_common_config(results),
+        job_type=f"{getattr(logger_cfg, 'job_type', None) or 'train'}-group",
+        init_timeout=init_timeout,
+    )
+    try:
+        run.log({"members": table})
+        run.summary.update(_group_summary(results))
+        run_id = run.id
+        run.finish()
+    except BaseException:
+        _finish_quietly(run)
+        raise
+    _mark_logged(group_dir, run_id)
+    return run_id
+
+
+def log_group(
+    group_dir: str | os.PathLike,
+    results: list[dict[str, Any]],
+    logger_cfg,
+    *,
+    name: str | None = None,
+    init_timeout: float | None = None,
+) -> str | None:
+    """Log a whole compile group as ONE W&B run whose members form a ``wandb.Table``.
+
+    Table: one row per member (its index, status, diverged_step, the flattened config
+    values that differ between members, its final metrics). Config: what all members share.
+    Summary: member counts by status and the best final test metric. Same policy as
+    :func:`log_run`: returns the run id, or None after exactly one TrackingWarning.
+    """
+    try:
+        if not tracking_enabled(logger_cfg):
+            return None
+        return _log_group(Path(group_dir), list(results), logger_cfg, name, init_timeout)
+    except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
+        _warn("group", group_dir, error)
+        return None
+
+
+def log_runs(run_dirs: Iterable[str | os.PathLike], logger_cfg, *, skip_logged: bool = True, images: bool = True) -> dict[str, str | None]:
+    """Log many stored runs (reading each result.json), skipping those already logged."""
+    ids: dict[str, str | None] = {}
+    for run_dir in run_dirs:
+        if skip_logged and already_logged(run_dir):
+            continue
+        result = store.read_result(run_dir)
+        if result is not None:
+            ids[str(run_dir)] = log_run(run_dir, result, logger_cfg, images=images)
+    return ids

@@ -1,0 +1,102 @@
+"""Value checks on a composed config, run before any compute.
+
+Hydra and the schema already reject unknown keys and wrong types while composing; this adds
+the checks a type cannot express (ranges, known names, consistency). Every failure is a
+:class:`~harness.errors.ConfigError` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omegaconf import DictConfig
+
+from harness.errors import ConfigError
+from harness.train.objective import LOSSES
+from harness.train.optim import OPTIMIZERS, SCHEDULES
+
+REGULARIZERS = ("none", "l1", "l2")
+LOGGERS = ("wandb", "none")
+
+
+def _number(key: str, value: Any, *, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False) -> None:
+    """Check a finite number within [low, high] (or open ends), naming the key on failure."""
+    lo = "" if low is None else ("> " if low_open else ">= ") + f"{low:g}"
+    hi = "" if high is None else ("< " if high_open else "<= ") + f"{high:g}"
+    allowed = "a finite number" + (" " + " and ".join(s for s in (lo, hi) if s) if (lo or hi) else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(key, value, allowed)
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(key, value, allowed)
+    if high is not None and (value >= high if high_open else value > high):
+        raise ConfigError(key, value, allowed)
+
+
+def _count(key: str, value: Any, *, minimum: int = 1, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, value, f"an integer >= {minimum}")
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, allowed)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check every value that can be checked without generating data."""
+    from harness.data import validate_data_config
+    from harness.models import validate_model_config
+
+    o = cfg.optim
+    _choice("optim.name", o.name, OPTIMIZERS)
+    _number("optim.lr", o.lr, low=0, low_open=True)
+    _number("optim.momentum", o.momentum, low=0, high=1, high_open=True)
+    _number("optim.b1", o.b1, low=0, high=1, high_open=True)
+    _number("optim.b2", o.b2, low=0, high=1, high_open=True)
+    _number("optim.eps", o.eps, low=0, low_open=True)
+    _number("optim.decay", o.decay, low=0, high=1, high_open=True)
+    _number("optim.weight_decay", o.weight_decay, low=0)
+    _choice("optim.schedule.kind", o.schedule.kind, SCHEDULES)
+    _number("optim.schedule.warmup_steps", o.schedule.warmup_steps, low=0)
+    _number("optim.schedule.final_fraction", o.schedule.final_fraction, low=0, high=1)
+
+    _choice("regularizer.kind", cfg.regularizer.kind, REGULARIZERS)
+    _number("regularizer.rate", cfg.regularizer.rate, low=0)
+
+    t = cfg.train
+    _count("train.batch_size", t.batch_size)
+    _count("train.epochs", t.epochs, optional=True)
+    _count("train.steps", t.steps, optional=True)
+    _count("train.examples", t.examples, optional=True)
+    _count("train.eval_every", t.eval_every, optional=True)
+    if t.steps is not None and t.examples is not None:
+        raise ConfigError("train.examples", t.examples, "null when train.steps is set (one budget at a time)")
+    if t.epochs is None and t.steps is None and t.examples is None:
+        raise ConfigError("train.epochs", None, "an integer >= 1 unless train.steps or train.examples is set")
+    _choice("train.loss", t.loss, LOSSES)
+    _count("seed", cfg.seed, minimum=0)
+    _count("train.order_seed", t.order_seed, minimum=0, optional=True)
+    _count("data.seed", cfg.data.seed, minimum=0)
+
+    _choice("logger.name", cfg.logger.name, LOGGERS)
+    if cfg.logger.mode is not None:
+        _choice("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
+    _count("output.boundary_resolution", cfg.output.boundary_resolution, minimum=2)
+
+    validate_data_config(cfg.data)
+    validate_model_config(cfg.model)
+
+
+def validate_with_data(cfg: DictConfig, dataset) -> None:
+    """Checks that need the data set's sizes: the batch must fit in the training split."""
+    n_train = len(dataset.x_train)
+    if cfg.train.batch_size > n_train:
+        raise ConfigError("train.batch_size", cfg.train.batch_size, f"an integer <= {n_train} (the training-set size)")
+    from harness.train.objective import num_model_outputs, resolve_loss
+
+    loss = resolve_loss(str(cfg.train.loss), dataset.task)
+    num_model_outputs(loss, dataset.task, dataset.num_classes)

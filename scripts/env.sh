@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create (once) and activate the project's virtual environment in .venv, with the project
+# installed in editable mode plus its test extra. Sourced by the other scripts.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${HARNESS_VENV:-$ROOT/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+STAMP="$VENV/.harness-installed"
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+  python -m pip install --quiet --upgrade pip
+  python -m pip install --quiet -e "$ROOT[dev]"
+  touch "$STAMP"
+fi
+export WANDB_MODE="${WANDB_MODE:-offline}"
+export WANDB_SILENT=true
+cd "$ROOT"

@@ -1,0 +1,333 @@
+"""W&B tracking: real offline runs read back from their .wandb log, and the failure policy.
+
+wandb 0.31 has no Python reader for a run's ``.wandb`` file any more (the old
+``wandb.sdk.internal.datastore`` is gone; the Go core writes it), so :func:`read_records`
+decodes the format here: a 7-byte header (``:W&B``, magic 0xBEE1, version 0) and then
+LevelDB-log style 32 KiB blocks of chunks (crc32c, length, type: full/first/middle/last),
+each record a ``wandb.proto.wandb_internal_pb2.Record``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+wandb = pytest.importorskip("wandb")
+
+from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
+
+from harness import store  # noqa: E402
+from harness.config import LoggerConfig  # noqa: E402
+from harness.track import wandb_logger as wl  # noqa: E402
+
+BLOCK = 32 * 1024
+FAKE_KEY = "fakefakefake" + "0123456789abcdef0123456789ab"  # 40 characters, like a real key
+CONFIG_SECRET = "hunter2-do-not-log"
+
+
+# ---------------------------------------------------------------- reading an offline run
+
+
+def read_records(path: Path) -> list:
+    """Every Record in a ``.wandb`` transaction log."""
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", "not a W&B transaction log"
+    pos, pending, records = 7, b"", []
+    while pos + 7 <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < 7:  # a block's tail too short for a chunk header is padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if kind == 0 and length == 0:  # zero padding up to the next block
+            pos += left
+            continue
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):  # full or last: a whole record
+            record = pb.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+    return records
+
+
+def _key(item) -> str:
+    """A history/summary/config item's key: nested keys joined with dots."""
+    return item.key or ".".join(item.nested_key)
+
+
+def read_offline_run(wandb_dir: Path, run_id: str) -> dict:
+    """Config, history rows, summary and saved files of the offline run ``run_id``."""
+    (log,) = Path(wandb_dir).glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
+    config, history, summary, files = {}, [], {}, []
+    for record in read_records(log):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            config.update({_key(u): json.loads(u.value_json) for u in record.run.config.update})
+        elif kind == "config":
+            config.update({_key(u): json.loads(u.value_json) for u in record.config.update})
+        elif kind == "history":
+            history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
+        elif kind == "summary":
+            summary.update({_key(u): json.loads(u.value_json) for u in record.summary.update})
+        elif kind == "files":
+            files += [f.path for f in record.files.files]
+    return {"config": config, "history": history, "summary": summary, "files": files, "dir": log.parent}
+
+
+# ---------------------------------------------------------------- a fake stored run
+
+
+def _result(seed: int = 0, lr: float = 0.03) -> dict:
+    """A result shaped like harness.results.make_result's output."""
+    return {
+        "status": "ok",
+        "diverged_step": None,
+        "metrics": {"train/loss": 0.2, "test/loss": 0.3, "test/accuracy": 0.9, "best/test/accuracy": 0.92, "weight_sparsity": 0.0},
+        "config": {
+            "data": {"name": "xor", "noise": 0.0, "features": ["x1", "x2"]},
+            "model": {"family": "fnn", "hidden": [8, 8]},
+            "optim": {"name": "sgd", "lr": lr},
+            "logger": {"name": "wandb", "project": "harness", "api_key": CONFIG_SECRET},
+            "db_password": CONFIG_SECRET,
+            "seed": seed,
+        },
+        "config_hash": f"{seed:016d}",
+        "overrides": [f"seed={seed}"],
+        "budget": {"steps": 100, "eval_every": 20, "batch_size": 10},
+        "seed": seed,
+        "order_seed": seed,
+        "timings": {"train_s": 0.5, "compile_s": 1.5},
+        "versions": {"python": "3.11"},
+        "confusion_matrix": [[40, 10], [5, 45]],
+    }
+
+
+STEPS = [0, 20, 40, 60, 80, 100]
+
+
+def _fake_run(run_dir: Path, seed: int = 0, lr: float = 0.03, pngs: bool = True) -> dict:
+    """curves.csv, boundary.npz, tiny PNGs and result.json, written by hand."""
+    n = len(STEPS)
+    store.write_curves(
+        run_dir / store.CURVES_FILE,
+        {
+            "step": np.array(STEPS),
+            "train/loss": np.linspace(1.0, 0.2, n),
+            "test/loss": np.linspace(1.1, 0.3, n),
+            "train/accuracy": np.linspace(0.5, 0.95, n),
+            "test/accuracy": np.linspace(0.5, 0.9, n),
+        },
+    )
+    store.write_npz_atomic(run_dir / "boundary.npz", {"boundary": np.zeros(16)})
+    if pngs:
+        import matplotlib.image as mpimg
+
+        for name in ("curves.png", "boundary.png", "confusion.png"):
+            mpimg.imsave(run_dir / name, np.random.default_rng(0).random((8, 8, 3)))
+    result = _result(seed, lr)
+    store.write_json_atomic(run_dir / store.RESULT_FILE, result)
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _wandb_env(tmp_path, monkeypatch):
+    """No ambient W&B settings; wandb's own caches and staging files in the test's tmp dir."""
+    for name in list(os.environ):
+        if name.startswith("WANDB_"):
+            monkeypatch.delenv(name)
+    for name, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"), ("WANDB_CONFIG_DIR", "config")):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / sub))
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    return folder
+
+
+def _tracking_warnings(record) -> list:
+    return [w for w in record if issubclass(w.category, wl.TrackingWarning)]
+
+
+# ---------------------------------------------------------------- offline runs
+
+
+def test_log_run_offline_reads_back(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    result = _fake_run(run_dir)
+    stored = (run_dir / store.RESULT_FILE).read_bytes()
+    cfg = LoggerConfig(project="p", group="g", tags=["t1"], run_name="member-0")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        run_id = wl.log_run(run_dir, result, cfg)
+    assert run_id and _tracking_warnings(record) == []
+    assert (run_dir / wl.MARKER_FILE).read_text().strip() == run_id
+    assert wl.already_logged(run_dir)
+    assert (run_dir / store.RESULT_FILE).read_bytes() == stored
+
+    run = read_offline_run(run_dir, run_id)
+    # Config: the result's config plus the budget, secrets dropped.
+    assert run["config"]["data"] == result["config"]["data"]
+    assert run["config"]["optim"]["lr"] == 0.03
+    assert run["config"]["budget"] == result["budget"]
+    assert "db_password" not in run["config"] and "api_key" not in run["config"]["logger"]
+    # History: one row per curves.csv row, on the optimizer-step axis.
+    rows = [h for h in run["history"] if "train/loss" in h]
+    assert [h["step"] for h in rows] == STEPS
+    assert [h["_step"] for h in rows] == STEPS
+    np.testing.assert_allclose([h["test/accuracy"] for h in rows], np.linspace(0.5, 0.9, len(STEPS)))
+    assert len(run["history"]) == len(STEPS)  # media merged into the last row, not a row of their own
+    # Summary: final metrics, status, budget, timings.
+    summary = run["summary"]
+    assert summary["test/accuracy"] == 0.9 and summary["best/test/accuracy"] == 0.92
+    assert summary["status"] == "ok" and summary["diverged_step"] is None
+    assert summary["budget"]["steps"] == 100 and summary["timings"]["train_s"] == 0.5
+    # Images and the confusion table: referenced in the last row and saved in the run folder.
+    last = run["history"][-1]
+    for key in ("plots/curves", "plots/boundary", "plots/confusion"):
+        assert last[f"{key}._type"] == "image-file"
+        assert (run["dir"] / "files" / last[f"{key}.path"]).is_file()
+    assert last["confusion_matrix_table._type"] == "table-file"
+    table = json.loads((run["dir"] / "files" / last["confusion_matrix_table.path"]).read_text())
+    assert table["columns"] == ["Actual", "Predicted", "nPredictions"]
+    assert sorted(row[2] for row in table["data"]) == [5, 10, 40, 45]
+    # No secret anywhere W&B wrote (run folder, wandb's cache/data dirs).
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            blob = path.read_bytes()
+            assert FAKE_KEY.encode() not in blob, path
+            assert CONFIG_SECRET.encode() not in blob or path.name == store.RESULT_FILE, path
+
+
+def test_log_run_without_images_or_extras(run_dir, tmp_path):
+    """images=False logs no image; a result without a confusion matrix logs no table."""
+    result = _fake_run(run_dir)
+    del result["confusion_matrix"]
+    cfg = LoggerConfig(dir=str(tmp_path / "elsewhere"))
+    run_id = wl.log_run(run_dir, result, cfg, images=False)
+    run = read_offline_run(tmp_path / "elsewhere", run_id)  # logger.dir wins over the run folder
+    assert not any(k.startswith(("plots/", "confusion")) for row in run["history"] for k in row)
+    assert not (run_dir / "wandb").exists()
+
+
+def test_log_group_offline(tmp_path):
+    group_dir = tmp_path / "group"
+    results = [_result(seed=s, lr=lr) for s, lr in ((0, 0.1), (1, 0.01), (2, 0.001))]
+    results[2]["status"], results[2]["diverged_step"] = "diverged", 40
+    run_id = wl.log_group(group_dir, results, LoggerConfig(), name="g0")
+    assert run_id and wl.already_logged(group_dir)
+    run = read_offline_run(group_dir, run_id)
+    assert run["config"]["num_members"] == 3 and run["config"]["data.name"] == "xor"
+    assert "optim.lr" not in run["config"]  # varies: a table column, not config
+    assert run["summary"]["members_diverged"] == 1 and run["summary"]["members_ok"] == 2
+    (row,) = run["history"]
+    table = json.loads((run["dir"] / "files" / row["members.path"]).read_text())
+    columns = table["columns"]
+    assert {"member", "status", "config/optim.lr", "config/seed", "test/accuracy"} <= set(columns)
+    assert not any("password" in c or "api_key" in c for c in columns)
+    assert [r[columns.index("config/optim.lr")] for r in table["data"]] == [0.1, 0.01, 0.001]
+    assert [r[columns.index("status")] for r in table["data"]] == ["ok", "ok", "diverged"]
+
+
+def test_disabled_logs_nothing(run_dir, monkeypatch):
+    result = _fake_run(run_dir, pngs=False)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert wl.log_run(run_dir, result, LoggerConfig()) is None
+        assert wl.log_run(run_dir, result, LoggerConfig(name="none", mode="offline")) is None
+    assert _tracking_warnings(record) == []
+    assert not wl.already_logged(run_dir) and not (run_dir / "wandb").exists()
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def test_resolve_mode(monkeypatch):
+    assert wl.resolve_mode(LoggerConfig()) == "offline"
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert wl.resolve_mode(LoggerConfig()) == "online"
+    assert wl.resolve_mode(LoggerConfig(mode="offline")) == "offline"
+
+
+def test_scrub_secrets():
+    cfg = {"a": 1, "API_Key": "x", "n": {"token_x": 1, "keep": [{"Password": 2, "b": 3}]}, "secretive": 0}
+    assert wl.scrub_secrets(cfg) == {"a": 1, "n": {"keep": [{"b": 3}]}}
+
+
+def test_already_logged(tmp_path):
+    assert not wl.already_logged(tmp_path)
+    (tmp_path / wl.MARKER_FILE).write_text("\n")
+    assert not wl.already_logged(tmp_path)
+    (tmp_path / wl.MARKER_FILE).write_text("abc\n")
+    assert wl.already_logged(tmp_path)
+
+
+# ---------------------------------------------------------------- failures: one warning, no raise
+
+
+def _expect_one_warning(run_dir: Path, call) -> None:
+    """``call()`` returns None with exactly one TrackingWarning; result.json untouched, no marker."""
+    stored = (run_dir / store.RESULT_FILE).read_bytes()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert call() is None
+    assert len(_tracking_warnings(record)) == 1, [str(w.message) for w in record]
+    assert (run_dir / store.RESULT_FILE).read_bytes() == stored
+    assert not wl.already_logged(run_dir)
+
+
+def test_init_raising(run_dir, monkeypatch):
+    result = _fake_run(run_dir, pngs=False)
+
+    def broken_init(*args, **kwargs):
+        raise RuntimeError("wandb.init exploded")
+
+    # The one stand-in: an init that raises cannot be produced otherwise.
+    monkeypatch.setattr(wandb, "init", broken_init)
+    _expect_one_warning(run_dir, lambda: wl.log_run(run_dir, result, LoggerConfig()))
+    _expect_one_warning(run_dir, lambda: wl.log_group(run_dir, [result], LoggerConfig()))
+
+
+def test_error_inside_a_started_run(run_dir):
+    """A bad confusion matrix fails after init: the run is closed, one warning, no marker."""
+    result = _fake_run(run_dir, pngs=False)
+    result["confusion_matrix"] = [[1, 2, 3]]
+    _expect_one_warning(run_dir, lambda: wl.log_run(run_dir, result, LoggerConfig()))
+
+
+def test_unwritable_dir(run_dir, tmp_path):
+    result = _fake_run(run_dir, pngs=False)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        (locked / "probe").write_text("x")  # root ignores the mode bits
+        (locked / "probe").unlink()
+        # Unwritable even for root: a folder whose parent is a regular file.
+        (tmp_path / "a_file").write_text("x")
+        target = tmp_path / "a_file" / "wandb"
+    except PermissionError:
+        target = locked / "wandb"
+    try:
+        _expect_one_warning(run_dir, lambda: wl.log_run(run_dir, result, LoggerConfig(dir=str(target))))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_online_unreachable_server(run_dir, monkeypatch):
+    result = _fake_run(run_dir, pngs=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: connection refused
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    cfg = LoggerConfig(mode="online")
+    _expect_one_warning(run_dir, lambda: wl.log_run(run_dir, result, cfg, init_timeout=2))

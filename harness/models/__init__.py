@@ -67,6 +67,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _positive_int(cfg: Any, key: str) -> int:
     value = _get(cfg, key)
     if not _is_int(value) or value < 1:
@@ -107,11 +111,11 @@ def validate_model_config(cfg: Any, layout: str | None = None) -> dict[str, Any]
     values["init"] = _get(cfg, "init")
     get_init(values["init"])
     dropout = _get(cfg, "dropout")
-    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+    if not _is_real(dropout) or not 0.0 <= dropout < 1.0:
         raise ConfigError("model.dropout", dropout, "a rate in [0, 1)")
     values["dropout"] = float(dropout)
     scale = _get(cfg, "init_scale")
-    if not isinstance(scale, numbers.Real) or isinstance(scale, bool) or not math.isfinite(scale):
+    if not _is_real(scale) or not math.isfinite(scale):
         raise ConfigError("model.init_scale", scale, "a finite number")
     values["hidden"] = _widths(cfg, "hidden", "a list of widths >= 1 ([] = linear model)")
     values["channels"] = _widths(cfg, "channels", "a list of conv channel counts >= 1")

@@ -5,7 +5,8 @@ How each layout is read as a sequence of T steps:
 - ``signal`` / ``sequence`` [b, T, f]: T steps of f features;
 - ``image`` [b, h, w, c]: row by row, T = h steps of w * c features;
 - ``tokens`` [b, T] int: through ``nn.Embed(vocab_size, embed_dim)``; padding id 0 is embedded
-  like any other token (no masking), so the ``last`` readout sees trailing padding;
+  like any other token (no masking), which is why the sentiment data pads on the left: the
+  ``last`` readout then follows a real token;
 - ``vector`` [b, d]: d steps of one feature.
 
 ``model.activation`` sets the *simple* cell's activation only. GRU and LSTM cells keep their

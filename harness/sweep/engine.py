@@ -20,11 +20,14 @@ from omegaconf import DictConfig
 
 from harness.data import load_dataset
 from harness.data.base import Dataset
-from harness.sweep.plan import stack_hparams
-from harness.train.loop import Budget, make_train
+from harness.sweep.plan import group_key, stack_hparams
+from harness.train.loop import Budget, make_train, prepare_data
 
 # Counts how often a train function is traced (a test pins "one compilation per group").
 TRACE_COUNT = {"n": 0}
+# Compiled programs of this process by (group key, member count, devices): a second chunk of
+# the same group reuses its executable instead of lowering and compiling again.
+_COMPILED: dict[tuple, tuple[Any, Budget]] = {}
 
 
 @dataclasses.dataclass
@@ -93,16 +96,8 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None) -> 
     """
     cfg0 = cfgs[0]
     dataset = dataset or dataset_for(cfg0)
-    train, budget = make_train(cfg0, dataset)
-
-    def counted_train(hparams, key, data):
-        TRACE_COUNT["n"] += 1  # runs at trace time only
-        return train(hparams, key, data)
-
-    data = {k: jnp.asarray(v) for k, v in dataset.arrays().items()}
     grid = boundary_grid(dataset, int(cfg0.output.boundary_resolution))
-    if grid is not None:
-        data["x_grid"] = jnp.asarray(grid)
+    data = {k: jnp.asarray(v) for k, v in prepare_data(dataset, grid).items()}
 
     hparams = stack_hparams(cfgs)
     devices = member_devices(len(cfgs))
@@ -116,9 +111,18 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None) -> 
     keys = jax.device_put(jnp.asarray(keys), member_sharding)
     data = jax.device_put(data, replicated)
 
-    fused = jax.jit(jax.vmap(counted_train, in_axes=(0, 0, None)))
+    cache_key = (group_key(cfg0), len(keys), tuple(d.id for d in devices))
     t0 = time.perf_counter()
-    compiled = fused.lower(hparams, keys, data).compile()
+    if cache_key not in _COMPILED:
+        train, budget = make_train(cfg0, dataset)
+
+        def counted_train(hparams, key, data):
+            TRACE_COUNT["n"] += 1  # runs at trace time only
+            return train(hparams, key, data)
+
+        fused = jax.jit(jax.vmap(counted_train, in_axes=(0, 0, None)))
+        _COMPILED[cache_key] = (fused.lower(hparams, keys, data).compile(), budget)
+    compiled, budget = _COMPILED[cache_key]
     compile_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()

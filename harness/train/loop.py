@@ -92,9 +92,34 @@ def make_budget(train_cfg, n_train: int) -> Budget:
     return Budget(kind, size, batch, spe, max(total, 1), min(eval_every, max(total, 1)))
 
 
-def _split_names(dataset: Dataset) -> list[str]:
-    """Splits evaluated each period; an empty validation split is skipped statically."""
-    return ["train"] + (["val"] if len(dataset.x_val) else []) + ["test"]
+SPLITS = ("train", "val", "test")
+
+
+def prepare_data(dataset: Dataset, grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The data dict ``train`` takes: the training split, plus every split stacked for evaluation.
+
+    Evaluating train, val and test as one array (with per-split weights) puts a single copy of
+    the model's forward pass into the program instead of one per split, which keeps compile
+    time down; ``w_eval[s, i]`` is 1 where example ``i`` belongs to split ``s``.
+    """
+    xs = [dataset.x_train, dataset.x_val, dataset.x_test]
+    ys = [dataset.y_train, dataset.y_val, dataset.y_test]
+    sizes = [len(x) for x in xs]
+    w_eval = np.zeros((len(SPLITS), sum(sizes)), np.float32)
+    start = 0
+    for s, n in enumerate(sizes):
+        w_eval[s, start : start + n] = 1.0
+        start += n
+    data = {
+        "x_train": dataset.x_train,
+        "y_train": dataset.y_train,
+        "x_eval": np.concatenate(xs),
+        "y_eval": np.concatenate(ys),
+        "w_eval": w_eval,
+    }
+    if grid is not None:
+        data["x_grid"] = grid
+    return data
 
 
 def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
@@ -102,7 +127,7 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
 
     Returns ``(train, budget)`` where ``train(hparams, key, data)`` maps a dict of scalar
     arrays (see :func:`harness.sweep.plan.hparams_of`), a PRNG key (init and dropout) and the
-    data dict (``Dataset.arrays()`` plus optional ``x_grid``) to a Metrics pytree:
+    data dict (:func:`prepare_data`) to a Metrics pytree:
 
     - ``curves``: ``{"<split>/loss", "<split>/accuracy" | "<split>/mse", ...}`` of shape
       ``[num_evals + 1]`` (index 0 is before training), plus ``gns/*`` when measured;
@@ -125,18 +150,30 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
     )
     n_train = len(dataset.x_train)
     budget = make_budget(cfg.train, n_train)
-    batch, spe = budget.batch_size, budget.steps_per_epoch
-    splits = _split_names(dataset)
+    batch, spe, period = budget.batch_size, budget.steps_per_epoch, budget.eval_every
+    splits = [s for s, n in zip(SPLITS, (len(dataset.x_train), len(dataset.x_val), len(dataset.x_test))) if n]
+    split_rows = [SPLITS.index(s) for s in splits]
     metric = "accuracy" if task == "classification" else "mse"
     num_classes = dataset.num_classes
     optimizer_name = str(cfg.optim.name)
     schedule_kind = str(cfg.optim.schedule.kind)
     measure_gns = bool(cfg.train.grad_noise_scale)
     dropout = float(cfg.model.dropout) > 0
+    gns_names = ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")
 
     def apply(params, x, train, rng):
         rngs = {"dropout": rng} if (train and dropout) else None
         return model.apply({"params": params}, x, train=train, rngs=rngs)
+
+    def apply_chunked(params, x):
+        """Inference over many examples, in chunks so memory stays bounded."""
+        n = x.shape[0]
+        if n <= EVAL_CHUNK:
+            return apply(params, x, False, None)
+        n_chunks = math.ceil(n / EVAL_CHUNK)
+        padded = jnp.concatenate([x, jnp.zeros((n_chunks * EVAL_CHUNK - n,) + x.shape[1:], x.dtype)])
+        out = jax.lax.map(lambda c: apply(params, c, False, None), padded.reshape((n_chunks, EVAL_CHUNK) + x.shape[1:]))
+        return out.reshape((n_chunks * EVAL_CHUNK,) + out.shape[2:])[:n]
 
     def batch_loss(params, x, y, rng, l1, l2):
         out = apply(params, x, True, rng)
@@ -145,52 +182,31 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
 
     grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
 
-    def split_sums(out, y, weight):
-        """Sums of loss, metric, weight and confusion counts over one chunk of a split."""
+    def evaluate(params, data):
+        """Loss and accuracy (or MSE) of every split, and the test confusion matrix."""
+        out = apply_chunked(params, data["x_eval"])
+        y, w = data["y_eval"], data["w_eval"]
         losses = objective.per_example_loss(loss_kind, out, y, task)
-        w = jnp.broadcast_to(weight.reshape(weight.shape + (1,) * (losses.ndim - weight.ndim)), losses.shape)
-        conf = jnp.zeros((max(num_classes, 1) ** 2,), jnp.float32)
         if task == "classification":
             pred = objective.predict_class(loss_kind, out)
             hits = (pred == y).astype(jnp.float32)
-            # A one-hot outer product, not bincount: a scatter costs far more to compile.
-            true_1h = jax.nn.one_hot(y.reshape(-1), num_classes) * w.reshape(-1, 1)
-            conf = (true_1h.T @ jax.nn.one_hot(pred.reshape(-1), num_classes)).reshape(-1)
+            # A one-hot product, not bincount: a scatter costs far more to compile.
+            test_w = jnp.broadcast_to(w[2].reshape((-1,) + (1,) * (y.ndim - 1)), y.shape).reshape(-1, 1)
+            true_1h = jax.nn.one_hot(y.reshape(-1), num_classes) * test_w
+            confusion = true_1h.T @ jax.nn.one_hot(pred.reshape(-1), num_classes)
         else:
             hits = jnp.square(objective.regression_prediction(loss_kind, out) - y)
-        return jnp.stack([jnp.sum(losses * w), jnp.sum(hits * w), jnp.sum(w)]), conf
-
-    def evaluate(params, x, y):
-        """Mean loss, metric and (classification) confusion counts over a whole split."""
-        n = x.shape[0]
-        if n <= EVAL_CHUNK:  # one chunk: no loop to compile
-            sums, conf = split_sums(apply(params, x, False, None), y, jnp.ones((n,), jnp.float32))
-        else:  # chunks bound the memory of large test sets; padding rows get weight 0
-            n_chunks = math.ceil(n / EVAL_CHUNK)
-            pad = n_chunks * EVAL_CHUNK - n
-
-            def chunked(a):
-                a = jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)])
-                return a.reshape((n_chunks, EVAL_CHUNK) + a.shape[1:])
-
-            weight = chunked(jnp.ones((n,), jnp.float32))
-
-            def one(carry, inputs):
-                xc, yc, wc = inputs
-                sums, conf = split_sums(apply(params, xc, False, None), yc, wc)
-                return (carry[0] + sums, carry[1] + conf), None
-
-            init = (jnp.zeros(3), jnp.zeros((max(num_classes, 1) ** 2,), jnp.float32))
-            (sums, conf), _ = jax.lax.scan(one, init, (chunked(x), chunked(y), weight))
-        return sums[0] / sums[2], sums[1] / sums[2], conf
-
-    def evaluate_all(params, data):
+            confusion = jnp.zeros((1, 1))
+        # Per-step targets (copy task): average over steps first.
+        losses = losses.reshape(losses.shape[0], -1).mean(axis=1)
+        hits = hits.reshape(hits.shape[0], -1).mean(axis=1)
+        counts = w.sum(axis=1)
+        loss_means, metric_means = (w @ losses) / counts, (w @ hits) / counts
         values = {}
-        for split in splits:
-            loss, value, _ = evaluate(params, data[f"x_{split}"], data[f"y_{split}"])
-            values[f"{split}/loss"] = loss
-            values[f"{split}/{metric}"] = value
-        return values
+        for split, row in zip(splits, split_rows):
+            values[f"{split}/loss"] = loss_means[row]
+            values[f"{split}/{metric}"] = metric_means[row]
+        return values, confusion
 
     def train(hparams: dict[str, jax.Array], key: jax.Array, data: dict[str, jax.Array]) -> dict[str, Any]:
         init_key, dropout_key = jax.random.split(key)
@@ -202,73 +218,64 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
         tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
         opt_state = tx.init(params)
 
-        def new_order(epoch):
-            return jax.random.permutation(jax.random.fold_in(order_key, epoch), n_train)
-
-        def step_fn(carry, step):
-            params, opt_state, order, diverged, diverged_step, gsq_sum = carry
-            pos = step % spe
-            # The step counter is shared by all members, so these conds stay real branches.
-            order = jax.lax.cond(pos == 0, lambda: new_order(step // spe), lambda: order)
-
-            def do_step(_):
-                idx = jax.lax.dynamic_slice(order, (pos * batch,), (batch,))
-                x, y = x_train[idx], y_train[idx]
-                (_, _), grads = grad_fn(params, x, y, jax.random.fold_in(dropout_key, step), hparams["l1"], hparams["l2"])
-                updates, new_state = tx.update(grads, opt_state, params)
-                new_params = optax.apply_updates(params, updates)
-                finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(new_params)]))
-                ok = finite & ~diverged
-                keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
-                next_params = jax.tree_util.tree_map(keep, new_params, params)
-                next_state = jax.tree_util.tree_map(keep, new_state, opt_state)
-                newly = ~finite & ~diverged
-                gsq = optax.tree.norm(grads, squared=True) if measure_gns else jnp.zeros(())
-                return (
-                    next_params,
-                    next_state,
-                    diverged | newly,
-                    jnp.where(newly, step, diverged_step),
-                    gsq_sum + jnp.where(ok, gsq, 0.0),
-                )
-
-            def skip(_):  # steps past the budget in the last period
-                return params, opt_state, diverged, diverged_step, gsq_sum
-
-            params, opt_state, diverged, diverged_step, gsq_sum = jax.lax.cond(
-                step < budget.total_steps, do_step, skip, None
-            )
-            return (params, opt_state, order, diverged, diverged_step, gsq_sum), None
-
-        def period_fn(carry, period):
-            steps = period * budget.eval_every + jnp.arange(budget.eval_every)
-            carry = carry[:-1] + (jnp.zeros(()),)  # reset the per-period gradient-norm sum
-            carry, _ = jax.lax.scan(step_fn, carry, steps)
-            params = carry[0]
-            values = evaluate_all(params, data)
-            if measure_gns:
-                n_steps = jnp.minimum(budget.eval_every, budget.total_steps - period * budget.eval_every)
-                values.update(_grad_noise_scale(params, carry[-1] / n_steps, hparams))
-            return carry, values
-
-        def _grad_noise_scale(params, small_gsq, hparams):
-            # McCandlish et al. 2018, appendix A: two batch sizes, B_small = the training batch
-            # (mean |G|^2 over the period's steps), B_big = the whole training set.
+        def grad_noise_scale(params, small_gsq, dropout_key):
+            """McCandlish et al. 2018, appendix A, two batch sizes: B_small = the training batch
+            (mean |G|^2 over the period's steps), B_big = the whole training set."""
             (_, _), g_big = grad_fn(params, x_train, y_train, dropout_key, 0.0, 0.0)
             big_gsq = optax.tree.norm(g_big, squared=True)
             b_small, b_big = float(batch), float(n_train)
             g2 = (b_big * big_gsq - b_small * small_gsq) / (b_big - b_small)
             trace = (small_gsq - big_gsq) / (1.0 / b_small - 1.0 / b_big)
-            return {"gns/grad_sq": g2, "gns/trace_cov": trace, "gns/b_simple": trace / g2}
+            return dict(zip(gns_names, (g2, trace, trace / g2)))
 
-        initial_values = evaluate_all(params, data)
-        if measure_gns:
-            initial_values.update({k: jnp.full((), jnp.nan) for k in ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")})
-        order0 = jnp.arange(n_train)
-        carry0 = (params, opt_state, order0, jnp.zeros((), bool), jnp.full((), -1, jnp.int32), jnp.zeros(()))
-        carry, period_values = jax.lax.scan(period_fn, carry0, jnp.arange(budget.num_evals))
+        def step_fn(carry, step):
+            def do_step(carry):
+                params, opt_state, order, diverged, diverged_step, gsq_sum = carry
+                pos = step % spe
+                # The step counter is shared by all members, so this cond stays a real branch.
+                order = jax.lax.cond(
+                    pos == 0,
+                    lambda: jax.random.permutation(jax.random.fold_in(order_key, step // spe), n_train),
+                    lambda: order,
+                )
+                idx = jax.lax.dynamic_slice(order, (pos * batch,), (batch,))
+                rng = jax.random.fold_in(dropout_key, step)
+                (_, _), grads = grad_fn(params, x_train[idx], y_train[idx], rng, hparams["l1"], hparams["l2"])
+                updates, new_state = tx.update(grads, opt_state, params)
+                new_params = optax.apply_updates(params, updates)
+                finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(new_params)]))
+                ok = finite & ~diverged
+                keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+                newly = ~finite & ~diverged
+                gsq = optax.tree.norm(grads, squared=True) if measure_gns else jnp.zeros(())
+                return (
+                    jax.tree_util.tree_map(keep, new_params, params),
+                    jax.tree_util.tree_map(keep, new_state, opt_state),
+                    order,
+                    diverged | newly,
+                    jnp.where(newly, step, diverged_step),
+                    gsq_sum + jnp.where(ok, gsq, 0.0),
+                )
+
+            # Steps outside the budget (period 0, the tail of the last period) do nothing.
+            active = (step >= 0) & (step < budget.total_steps)
+            return jax.lax.cond(active, do_step, lambda c: c, carry), None
+
+        def period_fn(carry, p):
+            # Period 0 has no active steps: it measures the initial state with the same code.
+            steps = (p - 1) * period + jnp.arange(period)
+            carry = carry[:-1] + (jnp.zeros(()),)  # reset the per-period gradient-norm sum
+            carry, _ = jax.lax.scan(step_fn, carry, steps)
+            values, confusion = evaluate(carry[0], data)
+            if measure_gns:
+                n_steps = jnp.clip(budget.total_steps - (p - 1) * period, 1, period)
+                gns = grad_noise_scale(carry[0], carry[-1] / n_steps, dropout_key)
+                values.update({k: jnp.where(p > 0, v, jnp.nan) for k, v in gns.items()})
+            return carry, (values, confusion)
+
+        carry0 = (params, opt_state, jnp.arange(n_train), jnp.zeros((), bool), jnp.full((), -1, jnp.int32), jnp.zeros(()))
+        carry, (curves, confusions) = jax.lax.scan(period_fn, carry0, jnp.arange(budget.num_evals + 1))
         params, diverged, diverged_step = carry[0], carry[3], carry[4]
-        curves = {k: jnp.concatenate([initial_values[k][None], period_values[k]]) for k in period_values}
         result = {
             "curves": curves,
             "diverged": diverged,
@@ -277,8 +284,7 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
             "params": params,
         }
         if task == "classification":
-            _, _, confusion = evaluate(params, data["x_test"], data["y_test"])
-            result["confusion"] = confusion.reshape(num_classes, num_classes)
+            result["confusion"] = confusions[-1]
         if "x_grid" in data:
             result["boundary"] = objective.boundary_value(loss_kind, apply(params, data["x_grid"], False, None), task)
         return result

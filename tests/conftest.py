@@ -1,0 +1,45 @@
+"""Shared test helpers: compose the real config, shrink it, run the real entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from harness.config import register_configs
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = str(ROOT / "conf")
+
+# Small budgets so a test trains in well under a second of run time.
+SHRINK = ["logger=none", "output.plots=false", "train.epochs=3"]
+
+
+def compose_config(overrides: list[str] | None = None) -> DictConfig:
+    """The composed config that ``harness-train <overrides>`` would run."""
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=list(overrides or []))
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m harness.train <args>`` in ``cwd`` and capture its output."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.train", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Share one data/compile cache across the session, away from the user's home."""
+    cache = tmp_path_factory.getbasetemp() / "harness-cache"
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")

@@ -98,7 +98,10 @@ def main() -> None:
 
     setup_jax()  # before anything imports jax: XLA flags are read when the backend starts
     logging.getLogger("jax").setLevel(logging.WARNING)  # no "Unable to initialize backend 'tpu'"
+    from harness.sweep.search import register_hydra_functions
+
     register_configs()
+    register_hydra_functions()
     _hydra_main()
 
 

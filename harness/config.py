@@ -144,7 +144,8 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     seed: int = 0  # init seed (dynamic)
-    search: Any = None  # quasi-random search spec (fused launcher)
+    # Quasi-random search (harness/sweep/search.py): search.n points of search.<path>=<dist>.
+    search: dict[str, Any] = field(default_factory=lambda: {"n": 0, "method": "sobol", "seed": 0})
 
 
 def register_configs() -> None:

@@ -79,20 +79,22 @@ def member_devices(num_members: int) -> list:
     return devices[: max(1, min(len(devices), num_members))]
 
 
-def _pad_rows(tree: dict[str, np.ndarray], multiple: int) -> tuple[dict[str, np.ndarray], int]:
-    """Repeat the last member so the member count divides evenly over devices."""
+def _pad_rows(tree: dict[str, np.ndarray], multiple: int, at_least: int = 0) -> tuple[dict[str, np.ndarray], int]:
+    """Repeat the last member so there are at least ``at_least`` members and the count
+    divides evenly over devices; padded members' outputs are dropped."""
     n = len(next(iter(tree.values())))
-    padded = math.ceil(n / multiple) * multiple
+    padded = math.ceil(max(n, at_least) / multiple) * multiple
     if padded == n:
         return tree, n
     return {k: np.concatenate([v, np.repeat(v[-1:], padded - n, axis=0)]) for k, v in tree.items()}, n
 
 
-def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None) -> GroupRun:
+def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0) -> GroupRun:
     """Train every config of one compile group together and return per-member outputs.
 
     All ``cfgs`` must share their static settings (see :mod:`harness.sweep.plan`); the first
-    one defines the program. Compile and run times are measured separately.
+    one defines the program. Compile and run times are measured separately. ``pad_to`` pads
+    the member axis (repeating the last member) so chunks of one group share a program.
     """
     cfg0 = cfgs[0]
     dataset = dataset or dataset_for(cfg0)
@@ -101,7 +103,7 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None) -> 
 
     hparams = stack_hparams(cfgs)
     devices = member_devices(len(cfgs))
-    hparams, n_members = _pad_rows(hparams, len(devices))
+    hparams, n_members = _pad_rows(hparams, len(devices), pad_to)
     keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(hparams["seed"])))
 
     mesh = Mesh(np.asarray(devices), ("members",))

@@ -1,0 +1,109 @@
+"""Plots and W&B runs written off the critical path, from results already stored.
+
+A W&B run costs ~80-120 ms even offline and a run's plots ~0.3-0.7 s, many times a tiny
+model's compute. The fused launcher therefore stores each member's ``result.json`` itself
+(fast) and hands the folder to a :class:`BackgroundWriter`: a separate process that draws
+the plots and writes the W&B runs while the next group computes. Everything it needs is on
+disk, so a crash of the writer loses nothing: a rerun logs what has no ``wandb_run_id``
+marker yet.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import warnings
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+MODES = ("member", "group", "none")
+
+
+def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode: str) -> None:
+    """Plots, and (``wandb_mode == "member"``) the W&B run, of one stored member."""
+    from harness import store
+    from harness.job import plot_member, track_member
+
+    cfg = OmegaConf.create(cfg_container)
+    result = store.read_result(run_dir)
+    if result is None:
+        return
+    plot_member(run_dir, cfg, result)
+    if wandb_mode == "member":
+        track_member(run_dir, cfg, result)
+
+
+def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[str, Any], name: str) -> None:
+    """One W&B run for a whole group: members as a table (``wandb_mode == "group"``)."""
+    from harness import store
+    from harness.track.wandb_logger import log_group
+
+    results = [r for r in (store.read_result(d) for d in run_dirs) if r is not None]
+    if results and logger_container.get("name") == "wandb":
+        log_group(group_dir, results, OmegaConf.create(logger_container), name=name)
+
+
+def _serve(tasks: "mp.Queue", done: "mp.Queue") -> None:
+    """Writer process main loop: run tasks until the ``None`` sentinel."""
+    warnings.simplefilter("default")
+    while True:
+        task = tasks.get()
+        if task is None:
+            break
+        kind, args = task
+        try:
+            if kind == "member":
+                write_member_extras(*args)
+            else:
+                write_group_run(*args)
+        except Exception as exc:  # noqa: BLE001 - extras never stop the sweep
+            warnings.warn(f"writing extras for {args[0]} failed: {exc}", stacklevel=1)
+        done.put(1)
+
+
+class BackgroundWriter:
+    """A process that writes plots and W&B runs for stored results, in submission order."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that has started JAX
+        self.tasks: mp.Queue = ctx.Queue()
+        self.done: mp.Queue = ctx.Queue()
+        self.process = ctx.Process(target=_serve, args=(self.tasks, self.done), daemon=True)
+        self.process.start()
+        self.submitted = 0
+        self.finished = 0
+
+    def member(self, run_dir: str | Path, cfg_container: dict[str, Any], wandb_mode: str) -> None:
+        """Queue a member's plots and W&B run."""
+        self.tasks.put(("member", (str(run_dir), cfg_container, wandb_mode)))
+        self.submitted += 1
+
+    def group(self, group_dir: str | Path, run_dirs: list[str], logger_container: dict[str, Any], name: str) -> None:
+        """Queue a group's W&B run."""
+        self.tasks.put(("group", (str(group_dir), [str(d) for d in run_dirs], logger_container, name)))
+        self.submitted += 1
+
+    def poll(self) -> int:
+        """Count tasks finished since the last poll."""
+        n = 0
+        while True:
+            try:
+                n += self.done.get_nowait()
+            except queue.Empty:
+                break
+        self.finished += n
+        return n
+
+    def close(self, on_progress=None) -> None:
+        """Finish every queued task, then stop the process."""
+        self.tasks.put(None)
+        while self.finished < self.submitted and self.process.is_alive():
+            try:
+                self.finished += self.done.get(timeout=0.5)
+                if on_progress:
+                    on_progress(self.finished, self.submitted)
+            except queue.Empty:
+                continue
+        self.process.join(timeout=30)

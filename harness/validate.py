@@ -96,7 +96,9 @@ def validate_with_data(cfg: DictConfig, dataset) -> None:
     n_train = len(dataset.x_train)
     if cfg.train.batch_size > n_train:
         raise ConfigError("train.batch_size", cfg.train.batch_size, f"an integer <= {n_train} (the training-set size)")
+    from harness.models import validate_model_for_data
     from harness.train.objective import num_model_outputs, resolve_loss
 
     loss = resolve_loss(str(cfg.train.loss), dataset.task)
-    num_model_outputs(loss, dataset.task, dataset.num_classes)
+    outputs = num_model_outputs(loss, dataset.task, dataset.num_classes)
+    validate_model_for_data(cfg.model, dataset.layout, dataset.input_shape, outputs, dataset.vocab_size, dataset.targets)

@@ -22,6 +22,7 @@ from harness.models import (
     build_model,
     count_params,
     validate_model_config,
+    validate_model_for_data,
 )
 from harness.models.activations import get_activation
 from harness.models.fnn import bag_of_words
@@ -70,7 +71,7 @@ def make(model_cfg, layout, num_outputs=3, targets="example"):
         vocab_size=VOCAB if layout == "tokens" else 0,
         targets=targets,
     )
-    return model, jnp.asarray(x)
+    return model, x  # numpy: jit takes it as is, with no eager device op to compile
 
 
 # XLA compiles slowly on small CPUs (~0.3 s per random draw in an init, ~1 s per small
@@ -139,7 +140,7 @@ FAMILY_CASES = {
 # for the FNN; for the costlier CNN / RNN programs a few activations, spread over the layouts,
 # cells and targets (the activation functions themselves are all checked separately).
 GRAD_CASES = {
-    "fnn": [(dict(activation=a), "vector", "example") for a in sorted(ACTIVATIONS)]
+    "fnn": [(dict(activation=a, hidden=[4]), "vector", "example") for a in sorted(ACTIVATIONS)]
     + [(dict(), "sequence", "sequence")],
     "cnn": [
         (dict(activation="relu", pool="max", stride=1, dense=[4]), "signal", "example"),
@@ -176,16 +177,17 @@ def test_finite_outputs_and_gradients(family):
 
 
 def test_activation_functions_and_their_gradients():
-    x = jnp.linspace(-3.0, 3.0, 7)
-    values, grads = jax.jit(
+    x = np.linspace(-3.0, 3.0, 7, dtype=np.float32)
+    values, grads = jax.device_get(jax.jit(
         lambda v: ({n: f(v) for n, f in ACTIVATIONS.items()},
                    {n: jax.vmap(jax.grad(f))(v) for n, f in ACTIVATIONS.items()})
-    )(x)
+    )(x))
     assert_finite(grads)
     assert all(v.shape == x.shape for v in values.values())
-    assert np.allclose(get_activation("linear")(x), x)
-    assert np.allclose(get_activation("relu")(x), jnp.maximum(x, 0))
-    assert np.allclose(get_activation("swish")(x), x * jax.nn.sigmoid(x))
+    assert np.allclose(values["linear"], x)
+    assert np.allclose(values["relu"], np.maximum(x, 0))
+    assert np.allclose(values["swish"], x / (1 + np.exp(-x)), atol=1e-6)
+    assert get_activation("tanh") is ACTIVATIONS["tanh"]
     with pytest.raises(ConfigError) as err:
         get_activation("mish")
     assert err.value.key == "model.activation"
@@ -214,7 +216,7 @@ def test_fnn_reads_every_layout(layout):
 
 
 def test_simple_cell_uses_the_activation_gru_does_not():
-    x = jnp.asarray(DATA["sequence"])
+    x = DATA["sequence"]
     cases = [(cell, act) for cell in ("simple", "gru") for act in ("tanh", "relu")]
     models = [make(cfg(family="rnn", cell=c, activation=a), "sequence")[0] for c, a in cases]
     params = [fake_params(m, x) for m in models[::2]]  # one set per cell, shared by both acts
@@ -236,7 +238,12 @@ def test_empty_hidden_is_one_affine_layer():
     assert params["Dense_0"]["kernel"].shape == (4, 3)
     y = jnp.asarray(RNG.normal(size=x.shape), jnp.float32)
     a, b = 2.5, -0.7
-    f = jax.jit(lambda v: model.apply({"params": params}, v))
+    jitted = jax.jit(lambda v: model.apply({"params": params}, v))
+    x = np.asarray(x)
+
+    def f(v):
+        return np.asarray(jitted(v))
+
     # Affine: f(a x + b y) = a f(x) + b f(y) + (1 - a - b) f(0).
     lhs = f(a * x + b * y)
     rhs = a * f(x) + b * f(y) + (1 - a - b) * f(jnp.zeros_like(x))
@@ -250,7 +257,7 @@ def test_bag_of_words_counts_and_ignores_padding():
 
 
 def test_fnn_bag_of_words_is_order_invariant_rnn_is_not():
-    x = jnp.asarray(DATA["tokens"])
+    x = DATA["tokens"]
     reversed_x = x[:, ::-1]
     models = [make(cfg(family=f), "tokens")[0] for f in ("fnn", "rnn")]
     params = [fake_params(m, x) for m in models]
@@ -301,10 +308,26 @@ def test_cnn_flattened_size_follows_padding_and_pool(layout, extra, flat):
 
 
 def test_cnn_that_shrinks_the_input_to_nothing_is_a_config_error():
-    model, x = make(cfg(family="cnn", channels=[2, 2, 2], kernel=5, padding="VALID"), "signal")
+    bad = cfg(family="cnn", channels=[2, 2, 2], kernel=5, padding="VALID")  # 12 -> 4 -> 0
+    # Caught before building (so a multirun can be checked before any compute) ...
     with pytest.raises(ConfigError) as err:
-        param_shapes(model, x)
+        validate_model_for_data(bad, layout="signal", input_shape=(12, 1))
+    assert err.value.key == "model.channels" and "conv layer 2" in str(err.value)
+    with pytest.raises(ConfigError):
+        make(bad, "signal")
+    # ... and by the module itself when traced on too small an input.
+    model, _ = make(cfg(family="cnn", channels=[2, 2], kernel=3, padding="VALID"), "signal")
+    with pytest.raises(ConfigError) as err:
+        param_shapes(model, np.zeros((B, 4, 1), np.float32))  # 4 -> 1 -> 0
     assert err.value.key == "model.channels"
+    # Pooling halves each axis too: 8x8 digits, stride 1, max pool -> 4, 2, 1, then nothing.
+    with pytest.raises(ConfigError):
+        validate_model_for_data(
+            cfg(family="cnn", channels=[4] * 4, stride=1, pool="max"), "image", (8, 8, 1)
+        )
+    validate_model_for_data(
+        cfg(family="cnn", channels=[4] * 3, stride=1, pool="max"), "image", (8, 8, 1)
+    )
 
 
 @pytest.mark.parametrize("layout", ["vector", "tokens"])
@@ -339,7 +362,7 @@ def test_rnn_readouts(readout, bidirectional):
 
 def test_rnn_readout_values():
     """Identity output layers expose each readout's features, to compare with the definitions."""
-    x = jnp.asarray(DATA["sequence"])  # T = 5, units 4, two directions -> 8 features a step
+    x = DATA["sequence"]  # T = 5, units 4, two directions -> 8 features a step
 
     def probe(readout, bidirectional, width):
         model_cfg = cfg(family="rnn", readout=readout, bidirectional=bidirectional)
@@ -362,7 +385,7 @@ def test_rnn_readout_values():
         backward_final = probe("last", False, 4).apply({"params": backward}, x[:, ::-1])
         return seq, last, mean, backward_final
 
-    seq, last, mean, backward_final = run(cells)
+    seq, last, mean, backward_final = jax.device_get(run(cells))
     assert np.allclose(mean, seq.mean(axis=1), atol=1e-6)
     assert np.allclose(last[:, :4], seq[:, -1, :4], atol=1e-6)  # forward: last step
     assert np.allclose(last[:, 4:], backward_final, atol=1e-5)  # backward: its final state,
@@ -394,9 +417,10 @@ def test_playground_initialisers():
     kernel_init, bias_init = get_init("playground")
     kernel = kernel_init(jax.random.key(0), (50, 40))
     # Uniform on [-0.5, 0.5] whatever the fan-in (not a fan-in-scaled normal).
-    assert -0.5 <= float(kernel.min()) < -0.45 and 0.45 < float(kernel.max()) <= 0.5
-    assert float(kernel.std()) == pytest.approx(1 / 12**0.5, rel=0.05)
-    assert np.all(np.asarray(bias_init(jax.random.key(0), (7,))) == jnp.float32(0.1))
+    kernel = np.asarray(kernel)
+    assert -0.5 <= kernel.min() < -0.45 and 0.45 < kernel.max() <= 0.5
+    assert kernel.std() == pytest.approx(1 / 12**0.5, rel=0.05)
+    assert np.all(np.asarray(bias_init(jax.random.key(0), (7,))) == np.float32(0.1))
     assert get_recurrent_init("playground") is kernel_init
 
 
@@ -404,10 +428,11 @@ def test_playground_init_of_a_model():
     model, x = make(cfg(family="fnn", init="playground", hidden=[16]), "vector")
     params = jax.jit(lambda k: model.init(k, x)["params"])(jax.random.key(0))
     for kernel in leaves_named(params, "kernel"):
-        assert float(kernel.min()) >= -0.5 and float(kernel.max()) <= 0.5
-        assert float(kernel.max() - kernel.min()) > 0.5
+        kernel = np.asarray(kernel)
+        assert kernel.min() >= -0.5 and kernel.max() <= 0.5
+        assert kernel.max() - kernel.min() > 0.5
     for bias in leaves_named(params, "bias"):
-        assert np.all(np.asarray(bias) == jnp.float32(0.1))
+        assert np.all(np.asarray(bias) == np.float32(0.1))
 
 
 def _constant_inits(monkeypatch):
@@ -461,7 +486,7 @@ def test_other_inits(scheme, std):
     kernel_init, bias_init = get_init(scheme)
     assert np.all(np.asarray(bias_init(jax.random.key(0), (5,))) == 0)
     kernel = kernel_init(jax.random.key(0), (256, 64))  # fan-in 256, fan-out 64
-    assert float(kernel.std()) == pytest.approx(std, rel=0.1)
+    assert np.asarray(kernel).std() == pytest.approx(std, rel=0.1)
     assert get_recurrent_init(scheme) is not None
 
 
@@ -472,7 +497,7 @@ def test_weight_mask_and_scale_weights():
     assert mask["Embed_0"]["embedding"] and mask["layer0"]["hr"]["kernel"]
     assert not mask["Dense_0"]["bias"] and not mask["layer0"]["ir"]["bias"]
     # Traceable: the scale may be a jit argument (model.init_scale is dynamic).
-    scaled = jax.jit(scale_weights)(params, jnp.float32(0.5))
+    scaled = jax.device_get(jax.jit(scale_weights)(params, np.float32(0.5)))
     assert np.allclose(scaled["Dense_0"]["kernel"], 0.5 * params["Dense_0"]["kernel"])
     assert np.allclose(scaled["Dense_0"]["bias"], params["Dense_0"]["bias"])
 
@@ -507,7 +532,7 @@ def test_dropout_differs_between_keys_when_rate_positive():
             results.append((jax.vmap(train)(keys), evaluation))
         return results
 
-    for (family, _), (two_keys, evaluation) in zip(cases, run(params, keys)):
+    for (family, _), (two_keys, evaluation) in zip(cases, jax.device_get(run(params, keys))):
         assert not np.allclose(two_keys[0], two_keys[1]), family
         assert not np.allclose(two_keys[0], evaluation), family
         assert_finite(evaluation)
@@ -561,7 +586,7 @@ def test_vmap_over_stacked_params():
             results.append((jax.vmap(member)(params), member(one)))
         return results
 
-    for out, solo in run(stacked):
+    for out, solo in jax.device_get(run(stacked)):
         assert out.shape == (MEMBERS, B, 3)
         assert not np.allclose(out[0], out[1])  # members differ
         assert np.allclose(out[2], solo, atol=1e-5)  # and each matches its own apply

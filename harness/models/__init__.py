@@ -26,7 +26,7 @@ from harness.config import ModelConfig
 from harness.data.base import LAYOUTS
 from harness.errors import ConfigError
 from harness.models.activations import ACTIVATIONS, get_activation
-from harness.models.cnn import CNN, POOLS, parse_padding
+from harness.models.cnn import CNN, POOLS, check_spatial_sizes, parse_padding
 from harness.models.fnn import FNN
 from harness.models.inits import get_init, scale_weights, weight_mask
 from harness.models.rnn import CELLS, READOUTS, RNN
@@ -52,6 +52,7 @@ __all__ = [
     "get_init",
     "scale_weights",
     "validate_model_config",
+    "validate_model_for_data",
     "weight_mask",
 ]
 
@@ -143,20 +144,19 @@ def validate_model_config(cfg: Any, layout: str | None = None) -> dict[str, Any]
     return values
 
 
-def build_model(
+def validate_model_for_data(
     model_cfg: Any,
     layout: str,
     input_shape: tuple[int, ...],
-    num_outputs: int,
+    num_outputs: int = 1,
     vocab_size: int = 0,
     targets: str = "example",
-) -> nn.Module:
-    """The Linen module for ``model_cfg`` (DictConfig, ModelConfig or mapping) and this data.
+) -> dict[str, Any]:
+    """Every check :func:`build_model` makes, without building or tracing anything.
 
-    ``input_shape`` is one example's shape (no batch axis), ``layout`` one of
-    harness.data.base.LAYOUTS, ``vocab_size`` the token count for ``tokens`` data, and
-    ``targets`` "example" or "sequence". Config values that are not allowed raise
-    ConfigError naming the key; inconsistent data arguments raise ValueError.
+    :func:`validate_model_config` plus what needs the data: the family can read ``layout``,
+    a CNN's conv stack does not shrink ``input_shape`` to nothing (ConfigError naming the key),
+    and the data arguments agree with each other (ValueError). Returns the normalised values.
     """
     v = validate_model_config(model_cfg, layout)
     input_shape = tuple(int(n) for n in input_shape)
@@ -173,6 +173,30 @@ def build_model(
         raise ValueError(f"num_outputs must be >= 1, got {num_outputs!r}")
     if layout == "tokens" and (not _is_int(vocab_size) or vocab_size < 1):
         raise ValueError(f"tokens layout needs vocab_size >= 1, got {vocab_size!r}")
+    if v["family"] == "cnn":
+        check_spatial_sizes(
+            input_shape[:-1], v["channels"], v["kernel"], v["stride"], v["padding"], v["pool"]
+        )
+    return v
+
+
+def build_model(
+    model_cfg: Any,
+    layout: str,
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    vocab_size: int = 0,
+    targets: str = "example",
+) -> nn.Module:
+    """The Linen module for ``model_cfg`` (DictConfig, ModelConfig or mapping) and this data.
+
+    ``input_shape`` is one example's shape (no batch axis), ``layout`` one of
+    harness.data.base.LAYOUTS, ``vocab_size`` the token count for ``tokens`` data, and
+    ``targets`` "example" or "sequence". Config values that are not allowed raise
+    ConfigError naming the key; inconsistent data arguments raise ValueError (see
+    :func:`validate_model_for_data`, which makes the same checks without building).
+    """
+    v = validate_model_for_data(model_cfg, layout, input_shape, num_outputs, vocab_size, targets)
     common = dict(
         num_outputs=int(num_outputs),
         activation=v["activation"],

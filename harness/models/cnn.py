@@ -18,6 +18,7 @@ from harness.models.inits import get_init
 POOLS = ("none", "max", "avg")
 PADDINGS = ("SAME", "VALID")  # or a non-negative integer: that many zeros on each side
 POOL_WINDOW = 2  # pooling window and stride
+_PADDING_ALLOWED = "SAME, VALID, or a non-negative integer (zeros on each side)"
 
 
 def parse_padding(padding: str | int) -> str | int:
@@ -40,7 +41,40 @@ def parse_padding(padding: str | int) -> str | int:
     raise ConfigError("model.padding", padding, _PADDING_ALLOWED)
 
 
-_PADDING_ALLOWED = "SAME, VALID, or a non-negative integer (zeros on each side)"
+def check_spatial_sizes(
+    spatial: tuple[int, ...],
+    channels: tuple[int, ...],
+    kernel: int,
+    stride: int,
+    padding: str | int,
+    pool: str,
+) -> tuple[int, ...]:
+    """Spatial sizes after the conv stack, from an input's ``spatial`` sizes (static shapes).
+
+    Raises ConfigError on ``model.channels`` if a layer would shrink an axis to nothing, so a
+    too-deep stack is reported before any tracing instead of as an opaque XLA error.
+    ``padding`` is as returned by :func:`parse_padding`.
+    """
+    sizes = tuple(spatial)
+    for i in range(len(channels)):
+        out = []
+        for n in sizes:
+            if padding == "SAME":
+                n = -(-n // stride)
+            else:
+                n += 2 * padding if isinstance(padding, int) else 0
+                n = (n - kernel) // stride + 1 if n >= kernel else 0
+            out.append(n // POOL_WINDOW if pool != "none" else n)
+        if min(out) < 1:
+            raise ConfigError(
+                "model.channels",
+                list(channels),
+                f"an input of spatial size {tuple(spatial)} shrinks to nothing at conv layer "
+                f"{i + 1} (kernel {kernel}, stride {stride}, padding {padding}, pool {pool}); "
+                "use fewer conv layers, a smaller kernel or stride, padding SAME, or pool none",
+            )
+        sizes = tuple(out)
+    return sizes
 
 
 class CNN(nn.Module):
@@ -65,15 +99,6 @@ class CNN(nn.Module):
     dropout: float = 0.0
     targets: str = "example"
 
-    def _out_size(self, n: int, padding: str | int) -> int:
-        """Spatial size after one conv (and pool) layer, from an input size ``n``."""
-        if padding == "SAME":
-            n = -(-n // self.stride)
-        else:
-            n += 2 * padding if isinstance(padding, int) else 0
-            n = (n - self.kernel) // self.stride + 1 if n >= self.kernel else 0
-        return n // POOL_WINDOW if self.pool != "none" else n
-
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """Raw outputs for a batch ``x`` of rank 3 (1-D) or 4 (2-D)."""
@@ -86,18 +111,11 @@ class CNN(nn.Module):
         kernel_init, bias_init = get_init(self.init_scheme)
         padding = parse_padding(self.padding)
         h = jnp.asarray(x, jnp.float32)
-        for i, features in enumerate(self.channels):
-            # Shapes are static, so this check costs nothing under jit; without it a too-deep
-            # stack fails inside lax with an opaque negative/zero-size error.
-            sizes = [self._out_size(n, padding) for n in h.shape[1:-1]]
-            if min(sizes) < 1:
-                raise ConfigError(
-                    "model.channels",
-                    list(self.channels),
-                    f"an input of spatial size {tuple(x.shape[1:-1])} shrinks to nothing at "
-                    f"conv layer {i + 1}; use fewer conv layers, a smaller kernel or stride, "
-                    "padding SAME, or pool none",
-                )
+        # Shapes are static: this check costs nothing under jit (build_model runs it too).
+        check_spatial_sizes(
+            x.shape[1:-1], self.channels, self.kernel, self.stride, padding, self.pool
+        )
+        for features in self.channels:
             h = nn.Conv(
                 features,
                 kernel_size=(self.kernel,) * spatial,

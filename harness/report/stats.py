@@ -24,7 +24,6 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy import stats
 
 DIRECTIONS = ("higher", "lower")
 KINDS = ("ordered", "pairwise")
@@ -81,6 +80,7 @@ def mean_ci(
 
 def _bootstrap_interval(x: np.ndarray, method: str, confidence: float, n_resamples: int, seed: int) -> tuple[float, float]:
     """One scipy bootstrap interval; (nan, nan) when scipy warns that it is degenerate."""
+    from scipy import stats  # here, not at the top: scipy.stats takes ~1 s to import
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a DegenerateDataWarning means: try the next method
         try:
@@ -139,6 +139,7 @@ def paired_difference(
 
 def _paired_p_value(diff: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
     """Two-sided p-value of ``diff`` centred on 0, and the name of the test that gave it."""
+    from scipy import stats
     all_zero = bool(np.all(diff == 0))
     if diff.size >= MIN_WILCOXON_N and not all_zero:
         with warnings.catch_warnings():
@@ -178,6 +179,8 @@ def trend_test(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray)
     n = int(x_arr.size)
     if n < 3 or np.all(x_arr == x_arr[0]) or np.all(y_arr == y_arr[0]):
         return {"rho": math.nan, "p_value": math.nan, "n": n, "test": "spearman"}
+    from scipy import stats
+
     result = stats.spearmanr(x_arr, y_arr)
     return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": n, "test": "spearman"}
 

@@ -119,10 +119,24 @@ def _ok_values(df: pd.DataFrame, metric: str, status_col: str) -> np.ndarray:
 
 
 def _seed_list(seeds: pd.Series) -> str:
-    """``"0,1,2"``: every run's seed (repeats kept, so duplicate runs are visible), sorted."""
-    cells = [normalize(s) for s in seeds]
-    cells = sorted((c for c in cells if c is not None), key=sort_key)
-    return ",".join(format_value(c) for c in cells)
+    """The seeds of a group's runs, sorted: ``"0,1,2"``.
+
+    Repeats stay visible (several runs per seed means some other column still varies
+    inside the group): ``"0,1,2 (x4 each)"`` when every seed repeats equally, else
+    ``"0x2,1,2"``.
+    """
+    counts: dict[Any, int] = {}
+    for seed in seeds:
+        seed = normalize(seed)
+        if seed is not None:
+            counts[seed] = counts.get(seed, 0) + 1
+    ordered = sorted(counts, key=sort_key)
+    repeats = set(counts.values())
+    if repeats <= {1}:
+        return ",".join(format_value(s) for s in ordered)
+    if len(repeats) == 1:
+        return ",".join(format_value(s) for s in ordered) + f" (x{repeats.pop()} each)"
+    return ",".join(format_value(s) + (f"x{counts[s]}" if counts[s] > 1 else "") for s in ordered)
 
 
 # ---------------------------------------------------------------- the ablation table
@@ -154,6 +168,7 @@ def ablation_table(
     """
     by = list(by)
     _check_direction(direction)
+    df = df.reset_index(drop=True)  # concatenated frames may repeat index labels
     _require_columns(df, by, "--by")
     _require_columns(df, [metric], "--metric")
     status = _status(df, status_col)
@@ -263,15 +278,16 @@ def best_per_value(
     _check_direction(select_direction)
     _require_columns(df, [scientific, *nuisance], "column")
     _require_columns(df, [select_metric], "select_metric")
-    select_values = pd.Series(_ok_values(df, select_metric, status_col), index=df.index)
-    status = _status(df, status_col)
+    work = df.reset_index(drop=True)  # positions as labels: the caller's index may repeat
+    select_values = pd.Series(_ok_values(work, select_metric, status_col), index=work.index)
+    status = _status(work, status_col)
     chosen, selection = [], []
-    for value, labels in _groups(df, [scientific]):
-        best = _best_setting(df.loc[labels], nuisance, select_values, status, select_direction, require_all_ok)
+    for value, labels in _groups(work, [scientific]):
+        best = _best_setting(work.loc[labels], nuisance, select_values, status, select_direction, require_all_ok)
         chosen.extend(best["labels"])
         selection.append({scientific: value[0], **dict(zip(nuisance, best["key"])),
                           "select_mean": best["mean"], "ok": best["ok"], "n": len(best["labels"])})
-    out = df.loc[chosen].copy()
+    out = df.iloc[chosen].copy()
     out.attrs.update(metric=metric, direction=direction, select_metric=select_metric,
                      select_direction=select_direction, selection=selection)
     return out
@@ -314,6 +330,7 @@ def paired_by_seed(
     :func:`best_per_value`.
     """
     _require_columns(df, [column, seed_col, metric], "column")
+    df = df.reset_index(drop=True)
     values = pd.Series(_ok_values(df, metric, status_col), index=df.index)
     by_seed = {}
     for side, target in (("a", normalize(a)), ("b", normalize(b))):
@@ -336,14 +353,18 @@ def ordered_values(df: pd.DataFrame, axis: str, metric: str, *, status_col: str 
 # ---------------------------------------------------------------- formatting
 
 
-def format_number(value: Any, digits: int = 4) -> str:
-    """A number to ``digits`` significant digits (``0.9123``, ``1.2e-05``); a dash if missing."""
+def format_number(value: Any, digits: int = 4, *, trailing_zeros: bool = True) -> str:
+    """A number to ``digits`` significant digits (``0.9120``, ``1.200e-05``); a dash if missing.
+
+    Trailing zeros are kept by default so a column of metrics lines up digit for digit.
+    """
     if _is_missing(value):
         return DASH
     value = float(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return f"{value:.{digits}g}"
+    text = f"{value:#.{digits}g}" if trailing_zeros else f"{value:.{digits}g}"
+    return text.rstrip(".")
 
 
 def format_value(value: Any) -> str:
@@ -360,7 +381,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
-        return format_number(value)
+        return format_number(value, trailing_zeros=False)
     return str(value)
 
 
@@ -419,15 +440,18 @@ def _md_cell(text: str) -> str:
 
 
 def markdown_text(table: pd.DataFrame, caption: str | None = None) -> str:
-    """The table as GitHub Markdown (a caption paragraph, then a pipe table; best row bold)."""
+    """The table as GitHub Markdown: a caption paragraph, then a pipe table (best mean in bold)."""
     header, rows, best = display_rows(table)
     n_by = len(table.attrs.get("by") or [])
     lines = [caption if caption is not None else default_caption(table), ""]
     lines.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
     # Configuration columns left-aligned, numbers right-aligned.
     lines.append("|" + "|".join("---" if i < n_by else "---:" for i in range(len(header))) + "|")
+    mean_col = header.index(next(h for h in header if h.endswith("CI]")))
     for cells, is_best in zip(rows, best):
-        shown = [f"**{_md_cell(c)}**" if is_best and c != DASH else _md_cell(c) for c in cells]
+        shown = [_md_cell(c) for c in cells]
+        if is_best:
+            shown[mean_col] = f"**{shown[mean_col]}**"
         lines.append("| " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"
 
@@ -461,7 +485,7 @@ def latex_escape(text: str) -> str:
 
 
 def latex_text(table: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
-    """The table as a LaTeX ``table`` float with a booktabs ``tabular`` (best row bold)."""
+    """The table as a LaTeX ``table`` float with a booktabs ``tabular`` (best mean in bold)."""
     header, rows, best = display_rows(table)
     n_by = len(table.attrs.get("by") or [])
     spec = "l" * n_by + "r" * (len(header) - n_by)
@@ -475,10 +499,11 @@ def latex_text(table: pd.DataFrame, caption: str | None = None, label: str | Non
     if label:
         lines.append(f"\\label{{{label}}}")
     lines += [f"\\begin{{tabular}}{{{spec}}}", "\\toprule", " & ".join(latex_escape(h) for h in header) + " \\\\", "\\midrule"]
+    mean_col = header.index(next(h for h in header if h.endswith("CI]")))
     for cells, is_best in zip(rows, best):
         shown = [dash if c == DASH else latex_escape(c) for c in cells]
         if is_best:
-            shown = [f"\\textbf{{{c}}}" for c in shown]
+            shown[mean_col] = f"\\textbf{{{shown[mean_col]}}}"
         lines.append(" & ".join(shown) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"

@@ -449,3 +449,41 @@ def log_runs(run_dirs: Iterable[str | os.PathLike], logger_cfg, *, skip_logged: 
         if result is not None:
             ids[str(run_dir)] = log_run(run_dir, result, logger_cfg, images=images)
     return ids
+
+
+def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[str, str | os.PathLike],
+               logger_cfg, *, name: str, config: dict[str, Any] | None = None,
+               summary: dict[str, Any] | None = None, init_timeout: float | None = None) -> str | None:
+    """One W&B run (``job_type="report"``) holding a claim's tables and figures.
+
+    ``tables`` maps a key to a pandas DataFrame (logged as ``wandb.Table``), ``images`` a key
+    to a PNG path. Same error policy as :func:`log_run`: one warning, never an exception.
+    """
+    if not tracking_enabled(logger_cfg):
+        return None
+    out_dir = Path(out_dir)
+    run = None
+    try:
+        import wandb
+
+        run = _start(logger_cfg, wandb_dir=getattr(logger_cfg, "dir", None) or out_dir, name=name,
+                     config=config or {}, job_type="report", init_timeout=init_timeout)
+        payload: dict[str, Any] = {}
+        for key, frame in tables.items():
+            frame = frame.astype(object).where(frame.notna(), None)
+            payload[key] = wandb.Table(columns=[str(c) for c in frame.columns],
+                                       data=[[_clean(v) for v in row] for row in frame.itertuples(index=False)])
+        for key, path in images.items():
+            if Path(path).exists():
+                payload[key] = wandb.Image(str(path))
+        run.log(payload)
+        for key, value in (summary or {}).items():
+            run.summary[key] = _clean(value)
+        run_id = run.id
+        run.finish()
+        return run_id
+    except Exception as exc:  # noqa: BLE001 - tracking never stops a report
+        if run is not None:
+            _finish_quietly(run)
+        _warn("logging the report", out_dir, exc)
+        return None

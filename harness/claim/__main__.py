@@ -1,0 +1,5 @@
+"""``python -m harness.claim``: the same as the ``harness-claim`` command."""
+
+from harness.claim.cli import main
+
+main()

@@ -1,0 +1,88 @@
+"""``harness-claim``: a claim file in, a report folder out.
+
+    harness-claim claim=small_batch                      # full protocol
+    harness-claim claim=small_batch claim.scale=small    # the same, small enough for tests
+    harness-claim claim=nonlinearity out=reports logger=none
+
+Runs every (setting, protocol) sweep of the claim as a real ``harness-train`` multirun into
+``<out>/<claim>/runs/`` (rerunning resumes), then writes ``<out>/<claim>/``: table.md,
+table.csv, table.tex, figures, verdict.json and README.md, and logs a W&B report run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from harness.cli import CONF_DIR
+from harness.errors import ConfigError
+
+log = logging.getLogger("harness.claim")
+
+
+def run_claim(cfg: DictConfig) -> Path:
+    """Run, analyse and report one claim; returns the report folder."""
+    from harness import store
+    from harness.claim.analyze import analyze_sweep
+    from harness.claim.report import verdicts, write_figures, write_readme, write_tables
+    from harness.claim.run import run_sweeps
+    from harness.claim.spec import resolve_scale, sweeps
+
+    claim = resolve_scale(OmegaConf.to_container(cfg.claim, resolve=True))
+    member_logger = "wandb" if cfg.member_runs_to_wandb else "none"
+    plan = sweeps(claim, logger=member_logger)
+    out = Path(cfg.out) / claim["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    timings = run_sweeps(plan, out, quiet=not cfg.progress)
+    analyses = [analyze_sweep(claim, s, out) for s in plan]
+    command = "harness-claim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    write_tables(analyses, claim, out)
+    figure_paths = write_figures(analyses, claim, out)
+    verdict = verdicts(analyses, claim)
+    timings["total"] = time.perf_counter() - started
+    write_readme(analyses, claim, out, command.strip(), timings, figure_paths)
+    store.write_json_atomic(out / "verdict.json", verdict)
+    if cfg.logger.name == "wandb":
+        from harness.track.wandb_logger import log_report
+
+        table = {f"{a.sweep.setting}/{a.sweep.protocol}": a.table for a in analyses}
+        log_report(out, table, {k: str(v) for k, v in figure_paths.items()}, cfg.logger,
+                   name=f"report-{claim['name']}-{claim.get('scale', 'full')}",
+                   config={"claim": claim}, summary={f"verdict/{s}/{p}": v["verdict"]
+                                                     for s, ps in verdict["settings"].items() for p, v in ps.items()})
+    print(f"\n{claim['name']}: \"{claim['statement']}\"")
+    for a in analyses:
+        print(f"  {a.sweep.setting:>10} / {a.sweep.protocol:<16} {a.verdict['verdict']:<13} {a.verdict['reason']}")
+    print(f"report: {out.resolve()}/README.md  ({timings['total']:.0f} s)")
+    return out
+
+
+@hydra.main(config_path=CONF_DIR, config_name="claim_app", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        run_claim(cfg)
+    except ConfigError as exc:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def main() -> None:
+    """Console entry point."""
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

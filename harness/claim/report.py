@@ -1,0 +1,165 @@
+"""Write a claim's report folder: tables (md, csv, tex), figures, verdict.json, README.md."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness import store
+from harness.claim.analyze import STEPS_TO_TARGET, Analysis, budget_text, critical_batch
+from harness.claim.run import sweep_dir
+from harness.report import figures, tables
+from harness.report.plots import plot_confusion
+
+
+def _caption(a: Analysis, claim: dict) -> str:
+    extra = f", target {a.sweep.target_metric} >= {a.sweep.target}" if a.sweep.measure == STEPS_TO_TARGET else ""
+    return (f"{a.sweep.setting} -- {a.sweep.label}: {a.metric} ({a.direction} is better) by "
+            f"{claim['scientific']['key']}; {budget_text(a.runs)}{extra}; mean and 95% bootstrap CI over seeds "
+            f"at the learning rate chosen on validation")
+
+
+def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
+    """table.md, table.csv and table.tex with every (setting, protocol) table."""
+    md = [f"# {claim['name']}: {claim['statement']}\n"]
+    tex, frames = [], []
+    for a in analyses:
+        md.append(f"## {a.sweep.setting} / {a.sweep.protocol}\n")
+        md.append(f"**Verdict: {a.verdict['verdict']}** -- {a.verdict['reason']} "
+                  f"(runs: {a.verdict['runs']}, diverged: {a.verdict['diverged_runs']}, "
+                  f"failed: {a.verdict['failed_runs']})\n")
+        md.append(tables.markdown_text(a.table, _caption(a, claim)))
+        tex.append(tables.latex_text(a.table, _caption(a, claim)))
+        frames.append(a.table.assign(setting=a.sweep.setting, protocol=a.sweep.protocol, metric=a.metric))
+    store.write_text_atomic(out / "table.md", "\n".join(md) + "\n")
+    store.write_text_atomic(out / "table.tex", "\n\n".join(tex) + "\n")
+    combined = pd.concat(frames, ignore_index=True)
+    front = ["setting", "protocol", "metric"]
+    combined = combined[front + [c for c in combined.columns if c not in front]]
+    buffer = io.StringIO()
+    combined.to_csv(buffer, index=False)
+    store.write_text_atomic(out / "table.csv", buffer.getvalue())
+
+
+def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str, Path]:
+    """Isolation plots, an lr x scientific heatmap, best curves and a confusion matrix per setting."""
+    sci = claim["scientific"]["key"]
+    numeric = all(isinstance(v, (int, float)) for v in claim["scientific"]["values"])
+    logx = numeric and min(claim["scientific"]["values"]) > 0 and max(claim["scientific"]["values"]) / min(claim["scientific"]["values"]) >= 8
+    paths: dict[str, Path] = {}
+    for setting in dict.fromkeys(a.sweep.setting for a in analyses):
+        mine = [a for a in analyses if a.sweep.setting == setting]
+        for measure in dict.fromkeys(a.metric for a in mine):
+            group = {a.sweep.label: a.table for a in mine if a.metric == measure}
+            name = f"isolation_{setting}" + ("_steps" if measure == STEPS_TO_TARGET else "")
+            paths[name] = figures.isolation_plot(group, sci, out / f"{name}.png", logx=logx, ylabel=measure,
+                                                 title=f"{claim['name']} on {setting}: best {measure} per {sci}")
+        tuned = next((a for a in mine if len(a.sweep.nuisance.get("optim.lr", [])) > 1 and a.metric != STEPS_TO_TARGET), None)
+        if tuned is not None and sci != "optim.lr":
+            paths[f"heatmap_{setting}"] = figures.heatmap(tuned.runs, sci, "optim.lr", tuned.metric, out / f"heatmap_{setting}.png",
+                                                          logx=logx, logy=True, direction=tuned.direction,
+                                                          title=f"{setting} ({tuned.sweep.protocol}): mean {tuned.metric}")
+        first = mine[0]
+        best = first.selected[first.selected["status"] == "ok"]
+        if not best.empty:
+            picks = best.sort_values("seed").groupby(sci, sort=True).head(1)
+            labels = [f"{sci}={v}" for v in picks[sci]]
+            paths[f"curves_{setting}"] = figures.curves_plot(list(picks["run_dir"]), labels, out / f"curves_{setting}.png",
+                                                             metric=("test/loss",), title=f"{setting}: best run per {sci} (test loss)")
+            winner = _best_run(first, best, sci)
+            result = store.read_result(winner) if winner else None
+            if result and result.get("confusion_matrix"):
+                paths[f"confusion_{setting}"] = plot_confusion(result["confusion_matrix"], out / f"confusion_{setting}.png",
+                                                               title=f"{setting}: best configuration ({Path(winner).name})")
+    return paths
+
+
+def _best_run(a: Analysis, ok: pd.DataFrame, sci: str) -> str | None:
+    """A run (lowest seed) of the scientific value with the best mean in a table."""
+    best_rows = a.table[a.table["best"].astype(bool)] if "best" in a.table else a.table.iloc[:0]
+    if best_rows.empty:
+        return None
+    value = best_rows.iloc[0][sci]
+    runs = ok[ok[sci].astype(str) == str(value)].sort_values("seed")
+    return None if runs.empty else str(runs.iloc[0]["run_dir"])
+
+
+def verdicts(analyses: list[Analysis], claim: dict) -> dict[str, Any]:
+    """verdict.json: per setting and protocol, the verdict, its reason, rule and counts."""
+    out: dict[str, Any] = {"claim": claim["name"], "statement": claim["statement"], "settings": {}}
+    for a in analyses:
+        entry = dict(a.verdict)
+        entry.update(label=a.sweep.label, budget=budget_text(a.runs), seeds=int(claim["seeds"]),
+                     measure=a.sweep.measure, metric=a.metric)
+        b = critical_batch(a.runs)
+        if b is not None:
+            entry["gradient_noise_scale_b_simple"] = b
+        out["settings"].setdefault(a.sweep.setting, {})[a.sweep.protocol] = entry
+    return out
+
+
+def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str, timings: dict[str, float],
+                 figure_paths: dict[str, Path]) -> None:
+    """README.md: the claim, protocol, budgets, seeds, rule, commands, verdicts and tables."""
+    sci = claim["scientific"]
+    lines = [
+        f"# Claim `{claim['name']}`: \"{claim['statement']}\"",
+        "",
+        f"Source: {claim['source']}. Scale: `{claim.get('scale', 'full')}`.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "It runs these Hydra multiruns (fused launcher; rerunning skips finished jobs):",
+        "",
+        "```",
+        *[a.sweep.shell(str(sweep_dir(out, a.sweep))) for a in analyses],
+        "```",
+        "",
+        "## Protocol",
+        "",
+        f"- Scientific hyperparameter: `{sci['key']}` in {sci['values']}.",
+        f"- Nuisance hyperparameters, tuned separately for every value on `{claim.get('select_metric')}` "
+        f"(validation, never test): {json.dumps(claim.get('nuisance') or {})}.",
+        f"- Fixed: `{' '.join(claim.get('fixed', []))}`.",
+        f"- Seeds: {claim['seeds']} per configuration (init and data order); "
+        f"{'fewer than 5: a smoke-size run, not evidence' if claim['seeds'] < 5 else 'spread shown as 95% bootstrap CIs'}.",
+        f"- Metric: `{claim['metric']}` ({claim.get('direction', 'higher')} is better).",
+        "- Diverged or failed runs are counted in every table and never averaged in.",
+        "",
+        "Settings (data and model):",
+        "",
+        *[f"- `{name}`: `{' '.join(o)}`" for name, o in claim["settings"].items()],
+        "",
+        "Protocols (budgets):",
+        "",
+        *[f"- `{name}`: {(p or {}).get('label', name)} -- `{' '.join((p or {}).get('overrides', []))}`"
+          + (f"; its own nuisance grid {json.dumps(p['nuisance'])}" if (p or {}).get("nuisance") else "")
+          for name, p in claim["protocols"].items()],
+        "",
+        "## Verdict rule",
+        "",
+        analyses[0].verdict["rule"] if analyses else "",
+        "",
+        "## Verdicts",
+        "",
+        "| setting | protocol | verdict | reason | runs | diverged | B_simple (median) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a in analyses:
+        b = critical_batch(a.runs)
+        lines.append(f"| {a.sweep.setting} | {a.sweep.label} | **{a.verdict['verdict']}** | {a.verdict['reason']} | "
+                     f"{a.verdict['runs']} | {a.verdict['diverged_runs']} | {'' if b is None else f'{b:.3g}'} |")
+    lines += ["", "B_simple is the gradient noise scale (McCandlish et al. 2018), measured during training: the "
+              "predicted critical batch size, above which larger batches stop paying off in steps.", "",
+              "## Tables", "", "See `table.md` (also `table.csv`, `table.tex`).", "", "## Figures", ""]
+    lines += [f"![{name}]({path.name})" for name, path in figure_paths.items()]
+    lines += ["", "## Wall time", "", *[f"- {k}: {v:.1f} s" for k, v in timings.items()], ""]
+    store.write_text_atomic(out / "README.md", "\n".join(lines))

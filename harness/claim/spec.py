@@ -1,0 +1,128 @@
+"""A claim file (``conf/claim/<name>.yaml``) and the sweeps it implies.
+
+A claim declares, following the Deep Learning Tuning Playbook:
+
+- ``scientific``: the hyperparameter the claim is about and its values;
+- ``nuisance``: hyperparameters tuned separately for every scientific value, on the
+  validation split (``select_metric``), never on test;
+- ``fixed``: everything else, as overrides;
+- ``settings``: the data set / model pairs it is tested on (one verdict per protocol each);
+- ``protocols``: the budgets it is compared under (each may change the nuisance grid, e.g.
+  the naive fixed-learning-rate comparison, labelled as such);
+- ``seeds`` (>= 5 at full scale), ``metric`` and its ``direction``, the ``hypothesis``.
+
+``scales.<name>`` holds overrides of any of these for a smaller run (``claim.scale=small``).
+Every (setting, protocol) pair becomes one ordinary Hydra multirun of ``harness-train``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import shlex
+from typing import Any
+
+from harness.errors import ConfigError
+
+REQUIRED = ("name", "statement", "source", "scientific", "settings", "protocols", "metric", "seeds")
+MEASURES = ("final", "steps_to_target")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """One multirun of a claim: a setting under a protocol."""
+
+    setting: str
+    protocol: str
+    label: str
+    overrides: list[str]  # every override, sweeps included (comma lists, range(...))
+    nuisance: dict[str, list]
+    measure: str
+    target: float | None
+    target_metric: str | None
+
+    def command(self, sweep_dir: str) -> list[str]:
+        """The exact ``harness-train`` command line of this sweep."""
+        return ["harness-train", "-m", *self.overrides, f"hydra.sweep.dir={sweep_dir}"]
+
+    def shell(self, sweep_dir: str) -> str:
+        """The command as a user would paste it into a shell."""
+        return " ".join(shlex.quote(a) for a in self.command(sweep_dir))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("nuisance", "settings"):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_scale(claim: dict) -> dict:
+    """The claim with ``scales[claim.scale]`` merged in; ``full`` is the file as written."""
+    scale = claim.get("scale", "full")
+    scales = claim.get("scales") or {}
+    if scale != "full" and scale not in scales:
+        raise ConfigError("claim.scale", scale, ["full", *scales])
+    merged = _merge(claim, scales.get(scale, {})) if scale != "full" else copy.deepcopy(claim)
+    merged.pop("scales", None)
+    return merged
+
+
+def validate_claim(claim: dict) -> None:
+    """Check a resolved claim's structure; ConfigError names the key."""
+    for key in REQUIRED:
+        if key not in claim or claim[key] in (None, "", [], {}):
+            raise ConfigError(f"claim.{key}", claim.get(key), "required in a claim file")
+    sci = claim["scientific"]
+    if not isinstance(sci, dict) or "key" not in sci or len(sci.get("values") or []) < 2:
+        raise ConfigError("claim.scientific", sci, "{key: <config key>, values: [at least two values]}")
+    if not isinstance(claim["seeds"], int) or claim["seeds"] < 1:
+        raise ConfigError("claim.seeds", claim["seeds"], "an integer >= 1")
+    if claim.get("direction", "higher") not in ("higher", "lower"):
+        raise ConfigError("claim.direction", claim.get("direction"), ("higher", "lower"))
+    for name, protocol in claim["protocols"].items():
+        measure = (protocol or {}).get("measure", "final")
+        if measure not in MEASURES:
+            raise ConfigError(f"claim.protocols.{name}.measure", measure, MEASURES)
+        if measure == "steps_to_target" and (protocol or {}).get("target") is None:
+            raise ConfigError(f"claim.protocols.{name}.target", None, "a metric value to reach")
+
+
+def _values(values: list) -> str:
+    return ",".join(_format(v) for v in values)
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return str(value)
+
+
+def sweeps(claim: dict, logger: str = "none") -> list[Sweep]:
+    """Every (setting, protocol) multirun of a resolved claim, in file order."""
+    validate_claim(claim)
+    sci = claim["scientific"]
+    out = []
+    for setting, setting_overrides in claim["settings"].items():
+        for name, protocol in claim["protocols"].items():
+            protocol = protocol or {}
+            nuisance = protocol.get("nuisance", claim.get("nuisance") or {})
+            overrides = [
+                *claim.get("fixed", []),
+                *setting_overrides,
+                *protocol.get("overrides", []),
+                f"{sci['key']}={_values(sci['values'])}",
+                *(f"{key}={_values(values)}" for key, values in nuisance.items()),
+                f"seed=range({claim['seeds']})",
+                f"logger={logger}",
+                "output.plots=false",
+                f"logger.group={claim['name']}-{setting}-{name}" if logger == "wandb" else None,
+            ]
+            out.append(Sweep(setting, name, protocol.get("label", name), [o for o in overrides if o],
+                             {k: list(v) for k, v in nuisance.items()}, protocol.get("measure", "final"),
+                             (protocol.get("targets") or {}).get(setting, protocol.get("target")),
+                             protocol.get("target_metric", claim.get("select_metric"))))
+    return out

@@ -1,0 +1,256 @@
+"""Figures across runs: isolation plots with CI bands, hyperparameter heatmaps, chosen curves.
+
+Like :mod:`harness.report.plots`, every figure is a bare :class:`matplotlib.figure.Figure` on
+an Agg canvas (no pyplot state, nothing to close, safe in threads and headless), written
+as PNG atomically (temp file beside the target, then rename, via
+:func:`harness.store.atomic_path`). Diverged runs are marked, never hidden.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import Normalize
+from matplotlib.transforms import blended_transform_factory
+
+from harness import store
+from harness.report.plots import new_figure, save_figure
+from harness.report.tables import ablation_table, default_direction, format_number, format_value, normalize, sort_key
+
+DIVERGED_COLOR = "#9e9e9e"
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _numeric_axis(values: Sequence[Any]) -> bool:
+    """Whether every value is a real number (then it is plotted on a numeric axis)."""
+    return all(isinstance(normalize(v), (int, float)) and not isinstance(normalize(v), bool) for v in values)
+
+
+def _positions(values: Sequence[Any], order: list) -> np.ndarray:
+    """x positions: the values themselves on a numeric axis, else their index in ``order``."""
+    if _numeric_axis(order):
+        return np.array([float(normalize(v)) for v in values], np.float64)
+    index = {v: i for i, v in enumerate(order)}
+    return np.array([index[normalize(v)] for v in values], np.float64)
+
+
+def _troubled(row: Mapping[str, Any]) -> int:
+    """Runs of a table row that did not give a value: diverged plus failed."""
+    return int(row.get("diverged", 0)) + int(row.get("failed", 0))
+
+
+def isolation_plot(
+    tables: dict[str, pd.DataFrame],
+    x: str,
+    path: str | os.PathLike,
+    *,
+    logx: bool = False,
+    ylabel: str | None = None,
+    title: str | None = None,
+) -> Path:
+    """Metric versus the scientific axis ``x``, one line with its CI band per protocol.
+
+    ``tables`` maps a protocol name (e.g. ``"best lr per batch size"``, ``"fixed lr"``) to an
+    :func:`harness.report.tables.ablation_table` grouped by ``[x]``. The line joins the
+    means, the band spans ``ci_low``..``ci_high``; a point with diverged or failed runs
+    is labelled ``k/n div``, and a value where every run diverged gets an ``x`` on the
+    axis floor. A non-numeric axis is drawn as evenly spaced categories.
+    """
+    if not tables:
+        raise ValueError("isolation_plot needs at least one table")
+    order = sorted({normalize(v) for t in tables.values() for v in t[x]}, key=sort_key)
+    numeric = _numeric_axis(order)
+    fig = new_figure(6.4, 4.2)
+    ax = fig.add_axes((0.12, 0.13, 0.84, 0.77))
+    floor = blended_transform_factory(ax.transData, ax.transAxes)
+    any_dead = False
+    for i, (name, table) in enumerate(tables.items()):
+        table = table.sort_values(x, key=lambda s: s.map(sort_key))
+        xs = _positions(list(table[x]), order)
+        color = f"C{i % 10}"
+        ax.plot(xs, table["mean"], marker="o", color=color, label=name)
+        ax.fill_between(xs, table["ci_low"].astype(float), table["ci_high"].astype(float), color=color, alpha=0.2, linewidth=0)
+        for pos, row in zip(xs, table.to_dict(orient="records")):
+            bad = _troubled(row)
+            if not bad:
+                continue
+            if math.isfinite(float(row["mean"])):
+                ax.annotate(f"{bad}/{row['n']} div", (pos, row["mean"]), textcoords="offset points", xytext=(4, 6), fontsize=7, color=color)
+            else:
+                ax.plot([pos], [0.03], marker="x", color=color, markersize=9, transform=floor, clip_on=False)
+                any_dead = True
+    if any_dead:
+        # A legend entry for the floor markers, so an "x" is not read as a measurement.
+        ax.plot([], [], marker="x", linestyle="none", color="black", label="all runs diverged/failed")
+    if logx and numeric:
+        ax.set_xscale("log")
+    if numeric:
+        ax.set_xticks([float(v) for v in order], [format_value(v) for v in order])
+        ax.minorticks_off()
+    else:
+        ax.set_xticks(range(len(order)), [format_value(v) for v in order])
+    metric = next(iter(tables.values())).attrs.get("metric", "metric")
+    level = 100 * float(next(iter(tables.values())).attrs.get("confidence", 0.95))
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel or metric)
+    ax.set_title(title or f"{ylabel or metric} vs {x} (mean, {level:g}% CI)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def _edges(values: list, log: bool) -> np.ndarray:
+    """Cell edges around sorted axis values: midpoints (geometric on a log axis)."""
+    if not _numeric_axis(values):
+        return np.arange(len(values) + 1, dtype=np.float64) - 0.5
+    v = np.array([float(normalize(x)) for x in values], np.float64)
+    if log:
+        if np.any(v <= 0):
+            raise ValueError("a log axis needs positive values")
+        return 10.0 ** _edges([float(x) for x in np.log10(v)], log=False)
+    if v.size == 1:
+        half = 0.5 * abs(v[0]) if v[0] else 0.5
+        return np.array([v[0] - half, v[0] + half])
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def _centres(values: list, edges: np.ndarray) -> np.ndarray:
+    """Where each cell's ticks and labels go: the value itself, or the category's index."""
+    if _numeric_axis(values):
+        return np.array([float(normalize(v)) for v in values], np.float64)
+    return (edges[1:] + edges[:-1]) / 2
+
+
+def heatmap(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    metric: str,
+    path: str | os.PathLike,
+    *,
+    logx: bool = False,
+    logy: bool = False,
+    direction: str | None = None,
+    title: str | None = None,
+) -> Path:
+    """Mean ``metric`` over seeds on the ``x`` by ``y`` grid (e.g. learning rate by batch size).
+
+    Each cell shows its mean (ok runs) and, when some runs diverged or failed, ``k/n div``;
+    a cell whose runs all diverged is grey and hatched; a combination never run stays blank.
+    Cells are centred on the values with edges at the (geometric, for a log axis)
+    midpoints; colours run so that brighter is better for ``direction`` (default by name).
+    """
+    direction = direction or default_direction(metric)
+    table = ablation_table(df, [y, x], metric, direction=direction, n_resamples=200)
+    xs = sorted({normalize(v) for v in table[x]}, key=sort_key)
+    ys = sorted({normalize(v) for v in table[y]}, key=sort_key)
+    grid = np.full((len(ys), len(xs)), np.nan)
+    cells: dict[tuple[int, int], dict[str, Any]] = {}
+    for row in table.to_dict(orient="records"):
+        i, j = ys.index(normalize(row[y])), xs.index(normalize(row[x]))
+        grid[i, j] = row["mean"]
+        cells[(i, j)] = row
+    x_edges, y_edges = _edges(xs, logx), _edges(ys, logy)
+    fig = new_figure(1.2 + 1.0 * len(xs) + 1.6, 1.2 + 0.6 * len(ys) + 0.6)
+    ax = fig.add_axes((0.14, 0.14, 0.64, 0.76))
+    cmap = colormaps["viridis" if direction == "higher" else "viridis_r"]
+    finite = grid[np.isfinite(grid)]
+    norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
+    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(grid), cmap=cmap, norm=norm)
+    for (i, j), row in cells.items():
+        _annotate_cell(ax, row, x_edges[j:j + 2], y_edges[i:i + 2], grid[i, j], cmap, norm, logx, logy)
+    if logx and _numeric_axis(xs):
+        ax.set_xscale("log")
+    if logy and _numeric_axis(ys):
+        ax.set_yscale("log")
+    ax.set_xticks(_centres(xs, x_edges), [format_value(v) for v in xs])
+    ax.set_yticks(_centres(ys, y_edges), [format_value(v) for v in ys])
+    ax.minorticks_off()
+    ax.set_xlim(x_edges[0], x_edges[-1])
+    ax.set_ylim(y_edges[0], y_edges[-1])
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title or f"{metric} ({direction} is better), mean over seeds", fontsize=10)
+    colorbar = fig.colorbar(mesh, cax=fig.add_axes((0.81, 0.14, 0.03, 0.76)))
+    colorbar.set_label(metric)
+    return save_figure(fig, path)
+
+
+def _centre(edges: np.ndarray, log: bool) -> float:
+    return float(np.sqrt(edges[0] * edges[1])) if log else float((edges[0] + edges[1]) / 2)
+
+
+def _annotate_cell(ax, row, x_edges, y_edges, value, cmap, norm, logx, logy) -> None:
+    """The text of one heatmap cell, and the grey hatch of an all-diverged cell."""
+    cx, cy = _centre(x_edges, logx and x_edges[0] > 0), _centre(y_edges, logy and y_edges[0] > 0)
+    bad, n = _troubled(row), int(row["n"])
+    if not math.isfinite(value):
+        ax.fill_between(x_edges, y_edges[0], y_edges[1], facecolor=DIVERGED_COLOR, hatch="xx", edgecolor="white", linewidth=0)
+        ax.text(cx, cy, f"div\n{bad}/{n}", ha="center", va="center", fontsize=8, color="black")
+        return
+    text = format_number(value, 3)
+    if bad:
+        text += f"\n{bad}/{n} div"
+    r, g, b, _ = cmap(norm(value))
+    # Dark text on bright cells, white on dark ones (relative luminance).
+    color = "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else "white"
+    ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=color)
+
+
+def curves_plot(
+    run_dirs: list,
+    labels: Sequence[str] | None,
+    path: str | os.PathLike,
+    metric: str | Sequence[str] = ("train/loss", "test/loss"),
+    *,
+    logy: bool = False,
+    title: str | None = None,
+) -> Path:
+    """Curves of chosen runs from their ``curves.csv``: one colour per run, one line style per metric.
+
+    ``metric`` is a column name or several (``"train/loss"``, ``("train/loss",
+    "test/loss")``); ``labels`` name the runs (default: their folder names). A run whose
+    ``result.json`` says it diverged gets an ``x`` at its last finite point. A run without
+    ``curves.csv`` raises FileNotFoundError; no requested column in any run, ValueError.
+    """
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    run_dirs = [Path(d) for d in run_dirs]
+    labels = list(labels) if labels is not None else [d.name for d in run_dirs]
+    if len(labels) != len(run_dirs):
+        raise ValueError(f"curves_plot got {len(run_dirs)} runs but {len(labels)} labels")
+    fig = new_figure(6.4, 4.2)
+    ax = fig.add_axes((0.12, 0.13, 0.84, 0.77))
+    drawn = False
+    for i, (run_dir, label) in enumerate(zip(run_dirs, labels)):
+        if not (run_dir / store.CURVES_FILE).is_file():
+            raise FileNotFoundError(f"no {store.CURVES_FILE} in {run_dir}")
+        curves = store.read_curves(run_dir)
+        result = store.read_result(run_dir) or {}
+        for k, name in enumerate(metrics):
+            if name not in curves.columns:
+                continue
+            steps = curves["step"].to_numpy(np.float64)
+            values = curves[name].to_numpy(np.float64)
+            shown = label if len(metrics) == 1 else f"{label} {name}"
+            ax.plot(steps, values, color=f"C{i % 10}", linestyle=LINESTYLES[k % len(LINESTYLES)], label=shown)
+            drawn = True
+            finite = np.flatnonzero(np.isfinite(values))
+            if result.get("status") == "diverged" and finite.size:
+                ax.plot([steps[finite[-1]]], [values[finite[-1]]], marker="x", color=f"C{i % 10}", markersize=9)
+    if not drawn:
+        raise ValueError(f"none of the runs has a curve named {', '.join(metrics)}")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(metrics[0] if len(metrics) == 1 else ", ".join(metrics))
+    ax.set_title(title or ("curves: " + ", ".join(metrics)), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

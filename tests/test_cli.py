@@ -1,0 +1,105 @@
+"""The real entry point: single runs, multiruns under both launchers, bad input, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+TINY = ["data=circle", "train.epochs=3", "output.plots=false", "logger=none"]
+
+
+def _results(root: Path) -> dict[str, dict]:
+    return {str(p.parent.relative_to(root)): json.loads(p.read_text()) for p in root.rglob("result.json")}
+
+
+def test_single_run_writes_a_complete_record(tmp_path):
+    proc = run_cli(["data=circle", "train.epochs=5", "logger=none", "hydra.run.dir=run"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "run"
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "ok"
+    for key in ("train/loss", "test/loss", "train/accuracy", "test/accuracy", "best/test/accuracy"):
+        assert key in result["metrics"]
+    assert result["budget"]["kind"] == "epochs" and result["budget"]["size"] == 5
+    assert result["config"]["data"]["name"] == "circle" and result["overrides"][0] == "data=circle"
+    assert set(result["versions"]) >= {"python", "jax", "flax", "optax", "harness", "git_commit"}
+    assert result["timings"]["compile_s"] > 0 and result["timings"]["run_s"] > 0
+    assert len(result["confusion_matrix"]) == 2
+    for name in ("curves.csv", "curves.png", "boundary.png", "confusion.png", ".hydra/config.yaml"):
+        assert (run / name).exists(), name
+    header = (run / "curves.csv").read_text().splitlines()[0].split(",")
+    assert header[0] == "step" and "test/accuracy" in header
+    assert not list(run.glob(".*.tmp")), "no temp files left behind"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("optim.lr=-1", "optim.lr"),
+        ("train.batch_size=100000", "train.batch_size"),
+        ("data.noise=0.9", "data.noise"),
+        ("model.activation=cubic", "model.activation"),
+        ("data.features=[x1,x9]", "data.features"),
+        ("data.train_fraction=1.5", "data.train_fraction"),
+        ("model.hidden=[8,0]", "model.hidden"),
+    ],
+)
+def test_bad_value_is_one_line_and_writes_nothing(tmp_path, override, key):
+    proc = run_cli([override, "logger=none", "hydra.run.dir=out/run"], tmp_path)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and key in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "run").exists()
+
+
+def test_bad_job_in_multirun_fails_before_compute(tmp_path):
+    proc = run_cli(["-m", *TINY, "optim.lr=0.1,-1", "hydra.sweep.dir=sweep"], tmp_path)
+    assert proc.returncode == 2
+    assert "optim.lr" in proc.stderr and "job #1" in proc.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_fused_multirun_matches_basic_launcher(tmp_path):
+    sweep = ["optim.lr=0.01,0.1", "seed=0,1"]
+    fused = run_cli(["-m", *TINY, *sweep, "hydra.sweep.dir=fused"], tmp_path)
+    assert fused.returncode == 0, fused.stderr
+    basic = run_cli(["-m", *TINY, *sweep, "hydra/launcher=basic", "hydra.sweep.dir=basic"], tmp_path)
+    assert basic.returncode == 0, basic.stderr
+    got, want = _results(tmp_path / "fused"), _results(tmp_path / "basic")
+    assert sorted(got) == sorted(want) == ["0", "1", "2", "3"]
+    for job in want:
+        assert got[job]["overrides"] == want[job]["overrides"]
+        assert got[job]["timings"]["group_members"] == 4 and want[job]["timings"]["group_members"] == 1
+        for metric, value in want[job]["metrics"].items():
+            assert got[job]["metrics"][metric] == pytest.approx(value, abs=1e-5), (job, metric)
+        assert (tmp_path / "fused" / job / ".hydra" / "overrides.yaml").exists()
+
+    # Resume: the same multirun into the same folder trains nothing and keeps the results.
+    again = run_cli(["-m", *TINY, *sweep, "hydra.sweep.dir=fused"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "4 of 4 jobs already have results" in again.stdout + again.stderr
+    assert _results(tmp_path / "fused") == got
+
+
+def test_mixed_groups_land_in_their_job_dirs(tmp_path):
+    proc = run_cli(["-m", *TINY, "model.activation=relu,tanh", "train.batch_size=10,25", "hydra.sweep.dir=s"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = _results(tmp_path / "s")
+    assert len(results) == 4
+    for result in results.values():
+        cfg, overrides = result["config"], result["overrides"]
+        assert f"model.activation={cfg['model']['activation']}" in overrides
+        assert f"train.batch_size={cfg['train']['batch_size']}" in overrides
+        assert result["timings"]["group_members"] == 1  # four structures: four groups
+
+
+def test_quasi_random_search_draws_members(tmp_path):
+    proc = run_cli(["-m", *TINY, "+search.optim.lr=loguniform(1e-3,1)", "search.n=4", "hydra.sweep.dir=q"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lrs = sorted(r["config"]["optim"]["lr"] for r in _results(tmp_path / "q").values())
+    assert len(lrs) == 4 and len(set(lrs)) == 4 and 1e-3 <= lrs[0] and lrs[-1] <= 1

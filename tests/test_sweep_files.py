@@ -1,0 +1,175 @@
+"""The W&B sweep configs in sweeps/: valid for W&B, and the command an agent runs composes.
+
+For each sweeps/*.yaml: validate it against W&B's sweep-config JSON schema (the ``sweeps``
+package, which wandb's own controller uses), then build the command a ``wandb agent`` would
+run for a sample parameter set, exactly as wandb/wandb_agent.py builds it
+(``create_sweep_command`` + ``create_sweep_command_args``), run it with ``--cfg job`` (prints
+the composed config, trains nothing) and check every parameter arrived: nested keys, lists as
+lists, strings with spaces intact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
+IDS = [p.name for p in SWEEP_FILES]
+# Characters that break an unquoted Hydra override value (sweep separator, '=', brackets,
+# quotes, comment), checked with `--cfg job`; such a string must be Hydra-quoted in the YAML.
+HYDRA_SPECIAL = set(",=[]{}()'\"#")
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def sample_args(config: dict[str, Any], pick: int) -> dict[str, dict[str, Any]]:
+    """A parameter set as the agent receives it ({name: {"value": v}}): the pick-th of each
+    ``values`` (cycling), the middle of each range (geometric for log distributions)."""
+    args = {}
+    for name, spec in config["parameters"].items():
+        if "value" in spec:
+            value = spec["value"]
+        elif "values" in spec:
+            value = spec["values"][pick % len(spec["values"])]
+        else:
+            lo, hi = spec["min"], spec["max"]
+            dist = spec.get("distribution", "")
+            if dist.startswith("log_uniform") or dist.startswith("q_log_uniform"):
+                value = math.sqrt(lo * hi)
+            elif dist.startswith("int_uniform") or (isinstance(lo, int) and isinstance(hi, int)):
+                value = (lo + hi) // 2
+            else:
+                value = (lo + hi) / 2
+        args[name] = {"value": value}
+    return args
+
+
+def agent_command(config: dict[str, Any], args: dict[str, dict[str, Any]]) -> list[str]:
+    """The argv ``wandb agent`` runs for these args (wandb/wandb_agent.py, Agent._command_run)."""
+    from wandb.sdk.launch.sweeps import utils as sweep_utils
+
+    sweep_command = sweep_utils.create_sweep_command(list(config["command"]))
+    sweep_vars = sweep_utils.create_sweep_command_args({"args": args})
+    sweep_vars["interpreter"] = ["python"]
+    sweep_vars["program"] = [config.get("program", "")]
+    sweep_vars["env"] = ["/usr/bin/env"]
+    command = []
+    for chunk in map(str, sweep_command):
+        if chunk.startswith("${") and chunk.endswith("}"):
+            command += sweep_vars.get(chunk[2:-1]) or []
+        else:
+            command.append(chunk)
+    return command
+
+
+def run_command(command: list[str], tmp_path: Path, extra_env: dict[str, str] | None = None) -> str:
+    """Run an agent command in ``tmp_path`` with this venv's python first on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           **(extra_env or {})}
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, f"{' '.join(command)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def lookup(config: dict[str, Any], dotted: str) -> Any:
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def test_the_three_sweeps_exist():
+    assert {"small_batch_grid.yaml", "lr_random.yaml", "activation_bayes.yaml"} <= set(IDS)
+    methods = {load(p)["method"] for p in SWEEP_FILES}
+    assert {"grid", "random", "bayes"} <= methods
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=IDS)
+def test_valid_wandb_sweep_config(path):
+    sweeps = pytest.importorskip(
+        "sweeps", reason="W&B's sweep-config schema ships in the `sweeps` package (wandb[sweeps]); "
+        "install it with: pip install jsonschema jsonref && pip install --no-deps sweeps")
+    config = load(path)
+    assert sweeps.schema_violations_from_proposed_config(config) == []
+    # What W&B's local controller does next: fill defaults, validate each parameter, sample one run.
+    filled = sweeps.SweepConfig(config)
+    run = sweeps.next_run(filled, [])
+    assert run is not None and set(run.config) == set(config["parameters"])
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=IDS)
+def test_sweep_file_shape(path):
+    config = load(path)
+    command = [str(c) for c in config["command"]]
+    # Hydra wants key=value: ${args_no_hyphens}, never ${args} (--key=value) nor ${program}.
+    assert command[:1] == ["${env}"] and "${args_no_hyphens}" in command
+    i = command.index("python")
+    assert command[i:i + 3] == ["python", "-m", "harness.train"]
+    assert not {"${args}", "${program}", "${interpreter}"} & set(command)
+    assert config["metric"]["name"].startswith(("test/", "train/", "val/"))
+    assert config.get("project", "harness") == "harness", "runs log to logger.project (harness)"
+    for name, spec in config["parameters"].items():
+        # Flat dotted keys: a nested `parameters:` block would reach Hydra as one dict override.
+        assert "parameters" not in spec, f"{name}: use a dotted key such as model.hidden"
+        values = [spec["value"]] if "value" in spec else list(spec.get("values", []))
+        for value in values:
+            strings = value if isinstance(value, list) else [value]
+            for s in (x for x in strings if isinstance(x, str)):
+                quoted = len(s) >= 2 and s[0] == s[-1] and s[0] in "'\""
+                plain = not HYDRA_SPECIAL & set(s) and "${" not in s and s == s.strip()
+                assert quoted or plain, (
+                    f"{name}={s!r}: Hydra would split or misread it; quote it in the YAML: \"'{s}'\"")
+            assert value is not None, f"{name}: None reaches Hydra as the string 'None'; use 'null'"
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=IDS)
+def test_agent_command_composes(path, tmp_path):
+    config = load(path)
+    # The last of each `values`: the widest lists and the non-default choices.
+    args = sample_args(config, pick=-1)
+    command = agent_command(config, args)
+    composed = yaml.safe_load(run_command([*command, "--cfg", "job"], tmp_path))
+    for name, arg in args.items():
+        expected, got = arg["value"], lookup(composed, name)
+        if isinstance(expected, float):
+            assert isinstance(got, float) and math.isclose(got, expected, rel_tol=1e-9), (name, got, expected)
+        else:
+            assert got == expected and type(got) is type(expected), (name, got, expected)
+    # The fixed settings in the command arrived too.
+    for chunk in command:
+        key, sep, value = chunk.partition("=")
+        if sep and key in ("data", "optim"):
+            assert lookup(composed, f"{key}.name") == value
+
+
+def test_run_dir_is_per_sweep_run(tmp_path):
+    """Parallel agents in one folder must not share Hydra's per-second run dir."""
+    path = ROOT / "sweeps" / "small_batch_grid.yaml"
+    config = load(path)
+    command = agent_command(config, sample_args(config, pick=0))
+    out = run_command([*command, "--cfg", "hydra", "--resolve"], tmp_path,
+                      {"WANDB_SWEEP_ID": "sw33p", "WANDB_RUN_ID": "run42"})
+    assert yaml.safe_load(out)["hydra"]["run"]["dir"] == "outputs/wandb-sweeps/sw33p/run42"
+
+
+def test_args_no_hyphens_formats():
+    """What ${args_no_hyphens} makes of lists, strings with spaces and floats (the known pitfalls)."""
+    from wandb.sdk.launch.sweeps import utils as sweep_utils
+
+    args = {"model.hidden": {"value": [8, 8]}, "logger.group": {"value": "a b"},
+            "logger.tags": {"value": ["x y", "z"]}, "optim.lr": {"value": 1e-05}}
+    flags = sweep_utils.create_sweep_command_args({"args": args})["args_no_hyphens"]
+    # One argv entry each (no shell): Python's str() of the value after `key=`.
+    assert flags == ["model.hidden=[8, 8]", "logger.group=a b", "logger.tags=['x y', 'z']", "optim.lr=1e-05"]
+    assert all(isinstance(f, str) for f in itertools.chain(flags))

@@ -53,6 +53,9 @@ def remove_job_dir(run_dir: str) -> None:
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     """Validate, train (a group of one), store, plot and track one job; return its metrics."""
+    from harness.runtime import setup_jax
+
+    setup_jax()  # again here: launchers such as submitit call this function without main()
     from harness.job import plot_member, store_member, track_member
     from harness.sweep.engine import dataset_for, run_group
     from harness.validate import validate_config, validate_with_data

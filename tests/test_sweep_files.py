@@ -10,7 +10,6 @@ lists, strings with spaces intact.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import subprocess
@@ -158,9 +157,9 @@ def test_run_dir_is_per_sweep_run(tmp_path):
     path = ROOT / "sweeps" / "small_batch_grid.yaml"
     config = load(path)
     command = agent_command(config, sample_args(config, pick=0))
-    out = run_command([*command, "--cfg", "hydra", "--resolve"], tmp_path,
+    out = run_command([*command, "--cfg", "hydra", "--package", "hydra.run", "--resolve"], tmp_path,
                       {"WANDB_SWEEP_ID": "sw33p", "WANDB_RUN_ID": "run42"})
-    assert yaml.safe_load(out)["hydra"]["run"]["dir"] == "outputs/wandb-sweeps/sw33p/run42"
+    assert yaml.safe_load(out)["dir"] == "outputs/wandb-sweeps/sw33p/run42"
 
 
 def test_args_no_hyphens_formats():
@@ -168,8 +167,9 @@ def test_args_no_hyphens_formats():
     from wandb.sdk.launch.sweeps import utils as sweep_utils
 
     args = {"model.hidden": {"value": [8, 8]}, "logger.group": {"value": "a b"},
-            "logger.tags": {"value": ["x y", "z"]}, "optim.lr": {"value": 1e-05}}
+            "logger.tags": {"value": ["x y", "z"]}, "optim.lr": {"value": 1e-05},
+            "output.plots": {"value": False}}
     flags = sweep_utils.create_sweep_command_args({"args": args})["args_no_hyphens"]
     # One argv entry each (no shell): Python's str() of the value after `key=`.
-    assert flags == ["model.hidden=[8, 8]", "logger.group=a b", "logger.tags=['x y', 'z']", "optim.lr=1e-05"]
-    assert all(isinstance(f, str) for f in itertools.chain(flags))
+    assert flags == ["model.hidden=[8, 8]", "logger.group=a b", "logger.tags=['x y', 'z']",
+                     "optim.lr=1e-05", "output.plots=False"]

@@ -69,11 +69,7 @@ def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
                                      select_direction=direction if metric == STEPS_TO_TARGET else None,
                                      require_all_ok=False) if nuisance else runs
     table = tables.ablation_table(selected, [sci], metric, direction=direction)
-    x, y = tables.ordered_values(selected, sci, metric)
-    hyp = claim.get("hypothesis") or {}
-    improves_as = "decreasing" if hyp.get("better_when", "smaller") == "smaller" else "increasing"
-    verdict = stats.verdict(stats.trend_test(x, y), kind="ordered", metric=metric, direction=direction,
-                            alpha=float(claim.get("alpha", 0.05)), axis=sci, improves_as=improves_as)
+    verdict = claim_verdict(claim, selected, sci, metric, direction)
     verdict["diverged_runs"] = int((runs["status"] == "diverged").sum())
     verdict["failed_runs"] = int((runs["status"] == "failed").sum())
     verdict["runs"] = int(len(runs))
@@ -97,3 +93,36 @@ def critical_batch(runs: pd.DataFrame) -> float | None:
     values = pd.to_numeric(runs[col], errors="coerce").to_numpy(np.float64)
     values = values[np.isfinite(values) & (values > 0)]
     return float(np.median(values)) if values.size else None
+
+
+def claim_verdict(claim: dict, selected: pd.DataFrame, sci: str, metric: str, direction: str) -> dict[str, Any]:
+    """Apply the claim's hypothesis to the selected runs.
+
+    ``ordered``: one trend test along the scientific axis (``better_when: smaller|larger``).
+    ``pairwise``: every value in ``better`` against ``than``, paired by seed; the protocol's
+    verdict is ``supported`` only if every pair is, ``refuted`` if any pair is, else
+    ``inconclusive`` -- and every pair's result is kept in ``pairs``.
+    """
+    hyp = claim.get("hypothesis") or {}
+    alpha = float(claim.get("alpha", 0.05))
+    if hyp.get("kind", "ordered") == "ordered":
+        x, y = tables.ordered_values(selected, sci, metric)
+        improves_as = "decreasing" if hyp.get("better_when", "smaller") == "smaller" else "increasing"
+        return stats.verdict(stats.trend_test(x, y), kind="ordered", metric=metric, direction=direction,
+                             alpha=alpha, axis=sci, improves_as=improves_as)
+    pairs = []
+    for a in hyp["better"]:
+        va, vb, _ = tables.paired_by_seed(selected, sci, a, hyp["than"], metric)
+        evidence = stats.paired_difference(va, vb, confidence=1 - alpha)
+        pairs.append(stats.verdict(evidence, kind="pairwise", metric=metric, direction=direction, alpha=alpha,
+                                   a=f"{sci}={a}", b=f"{sci}={hyp['than']}"))
+    outcomes = [p["verdict"] for p in pairs]
+    overall = "supported" if all(o == "supported" for o in outcomes) else (
+        "refuted" if "refuted" in outcomes else "inconclusive")
+    return {
+        "verdict": overall,
+        "reason": "; ".join(f"{a}: {p['verdict']} ({p['reason']})" for a, p in zip(hyp["better"], pairs)),
+        "rule": pairs[0]["rule"] + f" Applied to each of {list(hyp['better'])} against {hyp['than']}: "
+                "supported if every pair is supported, refuted if any pair is refuted, inconclusive otherwise.",
+        "pairs": {str(a): p for a, p in zip(hyp["better"], pairs)},
+    }

@@ -228,17 +228,28 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
             trace = (small_gsq - big_gsq) / (1.0 / b_small - 1.0 / b_big)
             return dict(zip(gns_names, (g2, trace, trace / g2)))
 
-        def step_fn(carry, step):
+        # Epochs a period can touch: periods start on multiples of `period`, so when a
+        # period is a whole number of epochs it touches exactly that many.
+        span = period // spe if period % spe == 0 else period // spe + 2
+
+        def period_batches(p):
+            """Batch indices [period, batch] of period p: each epoch is one permutation of
+            the training set (seeded by the data-order seed and the epoch), cut into batches.
+            Drawn once per period, not per step: a per-step draw costs far more."""
+            first = jnp.maximum(p - 1, 0) * period
+            epoch0 = first // spe
+            keys = jax.vmap(lambda e: jax.random.fold_in(order_key, e))(epoch0 + jnp.arange(span))
+            orders = jax.vmap(lambda k: jax.random.permutation(k, n_train))(keys)  # [span, n_train]
+            steps = first + jnp.arange(period)
+            rows = jnp.minimum(steps // spe - epoch0, span - 1)
+            cols = (steps % spe)[:, None] * batch + jnp.arange(batch)[None, :]
+            return orders[rows[:, None], cols]
+
+        def step_fn(carry, inputs):
+            step, idx = inputs
+
             def do_step(carry):
-                params, opt_state, order, diverged, diverged_step, gsq_sum = carry
-                pos = step % spe
-                # The step counter is shared by all members, so this cond stays a real branch.
-                order = jax.lax.cond(
-                    pos == 0,
-                    lambda: jax.random.permutation(jax.random.fold_in(order_key, step // spe), n_train),
-                    lambda: order,
-                )
-                idx = jax.lax.dynamic_slice(order, (pos * batch,), (batch,))
+                params, opt_state, diverged, diverged_step, gsq_sum = carry
                 rng = jax.random.fold_in(dropout_key, step)
                 (_, _), grads = grad_fn(params, x_train[idx], y_train[idx], rng, hparams["l1"], hparams["l2"])
                 updates, new_state = tx.update(grads, opt_state, params)
@@ -251,13 +262,13 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
                 return (
                     jax.tree_util.tree_map(keep, new_params, params),
                     jax.tree_util.tree_map(keep, new_state, opt_state),
-                    order,
                     diverged | newly,
                     jnp.where(newly, step, diverged_step),
                     gsq_sum + jnp.where(ok, gsq, 0.0),
                 )
 
             # Steps outside the budget (period 0, the tail of the last period) do nothing.
+            # The step counter is shared by all members, so under vmap this stays a branch.
             active = (step >= 0) & (step < budget.total_steps)
             return jax.lax.cond(active, do_step, lambda c: c, carry), None
 
@@ -265,7 +276,7 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
             # Period 0 has no active steps: it measures the initial state with the same code.
             steps = (p - 1) * period + jnp.arange(period)
             carry = carry[:-1] + (jnp.zeros(()),)  # reset the per-period gradient-norm sum
-            carry, _ = jax.lax.scan(step_fn, carry, steps)
+            carry, _ = jax.lax.scan(step_fn, carry, (steps, period_batches(p)))
             values, confusion = evaluate(carry[0], data)
             if measure_gns:
                 n_steps = jnp.clip(budget.total_steps - (p - 1) * period, 1, period)
@@ -273,9 +284,9 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
                 values.update({k: jnp.where(p > 0, v, jnp.nan) for k, v in gns.items()})
             return carry, (values, confusion)
 
-        carry0 = (params, opt_state, jnp.arange(n_train), jnp.zeros((), bool), jnp.full((), -1, jnp.int32), jnp.zeros(()))
+        carry0 = (params, opt_state, jnp.zeros((), bool), jnp.full((), -1, jnp.int32), jnp.zeros(()))
         carry, (curves, confusions) = jax.lax.scan(period_fn, carry0, jnp.arange(budget.num_evals + 1))
-        params, diverged, diverged_step = carry[0], carry[3], carry[4]
+        params, diverged, diverged_step = carry[0], carry[2], carry[3]
         result = {
             "curves": curves,
             "diverged": diverged,

@@ -101,8 +101,10 @@ def main() -> None:
 
     setup_jax()  # before anything imports jax: XLA flags are read when the backend starts
     logging.getLogger("jax").setLevel(logging.WARNING)  # no "Unable to initialize backend 'tpu'"
+    from harness import hydra_errors
     from harness.sweep.search import register_hydra_functions
 
+    hydra_errors.install()
     register_configs()
     register_hydra_functions()
     _hydra_main()

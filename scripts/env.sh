@@ -13,6 +13,9 @@ STAMP="$VENV/.harness-installed"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   python -m pip install --quiet --upgrade pip
   python -m pip install --quiet -e "$ROOT[dev]"
+  # W&B's sweep-config schema lives in the `sweeps` package, which pins numpy<2 although it
+  # works with numpy 2 (tests/test_sweep_files.py validates with it): install it alone.
+  python -m pip install --quiet --no-deps "sweeps==0.3.0"
   touch "$STAMP"
 fi
 export WANDB_MODE="${WANDB_MODE:-offline}"

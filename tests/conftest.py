@@ -36,10 +36,12 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: float 
     )
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Share one data/compile cache across the session, away from the user's home."""
-    cache = tmp_path_factory.getbasetemp() / "harness-cache"
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """One data/compile cache for the session, away from the user's home (a module or test
+    may point HARNESS_CACHE_DIR elsewhere for itself), and W&B offline."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "harness-cache"))
+        mp.setenv("WANDB_MODE", "offline")
+        mp.setenv("WANDB_SILENT", "true")
+        yield

@@ -46,6 +46,11 @@ def test_single_run_writes_a_complete_record(tmp_path):
         ("data.features=[x1,x9]", "data.features"),
         ("data.train_fraction=1.5", "data.train_fraction"),
         ("model.hidden=[8,0]", "model.hidden"),
+        # caught by Hydra while composing (types, keys, group options, grammar)
+        ("optim.lr=abc", "optim.lr"),
+        ("model.cell_x=3", "model.cell_x"),
+        ("data=nope", "data"),
+        ("train.batch_size=[1", "train.batch_size"),
     ],
 )
 def test_bad_value_is_one_line_and_writes_nothing(tmp_path, override, key):
@@ -103,3 +108,21 @@ def test_quasi_random_search_draws_members(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lrs = sorted(r["config"]["optim"]["lr"] for r in _results(tmp_path / "q").values())
     assert len(lrs) == 4 and len(set(lrs)) == 4 and 1e-3 <= lrs[0] and lrs[-1] <= 1
+
+
+def test_wandb_offline_run_of_a_real_job(tmp_path):
+    from test_wandb_logger import read_offline_run
+
+    proc = run_cli(["data=circle", "train.epochs=4", "hydra.run.dir=run", "logger.project=e2e"], tmp_path,
+                   env={"WANDB_DATA_DIR": str(tmp_path / "wd"), "WANDB_CACHE_DIR": str(tmp_path / "wc")})
+    assert proc.returncode == 0, proc.stderr
+    run_dir = tmp_path / "run"
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    result = json.loads((run_dir / "result.json").read_text())
+    run = read_offline_run(run_dir, run_id)
+    assert run["config"]["data"]["name"] == "circle" and run["config"]["budget"]["kind"] == "epochs"
+    rows = [h for h in run["history"] if "train/loss" in h]
+    assert [h["step"] for h in rows] == [0, 25, 50, 75, 100]
+    assert run["summary"]["test/accuracy"] == pytest.approx(result["metrics"]["test/accuracy"])
+    last = run["history"][-1]
+    assert last["plots/boundary._type"] == "image-file" and last["confusion_matrix_table._type"] == "table-file"

@@ -7,7 +7,6 @@ cache directory); the other tests read it from that cache or use small ``num_sam
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,10 +64,8 @@ def test_global_rng_state_restored(generated):
 def test_cache_written_and_reused(generated, cache):
     files = sorted(p.name for p in cache.iterdir())
     assert len(files) == 1 and files[0].startswith("mnist1d-") and files[0].endswith(".npz")
-    t = time.perf_counter()
     again = load_dataset(DataConfig(name="mnist1d"))
-    assert time.perf_counter() - t < 1.0
-    assert again.info["cache_hit"]
+    assert again.info["cache_hit"]  # read back, not generated again
     for key, arr in generated[0].arrays().items():
         np.testing.assert_array_equal(arr, again.arrays()[key])
     with np.load(cache / files[0], allow_pickle=False) as f:  # a plain npz, no pickles

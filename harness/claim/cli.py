@@ -81,6 +81,11 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point."""
+    from harness import hydra_errors
+    from harness.config import register_configs
+
+    hydra_errors.install()
+    register_configs()
     _hydra_main()
 
 

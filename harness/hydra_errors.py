@@ -1,0 +1,85 @@
+"""One-line errors for config mistakes that Hydra catches while composing.
+
+Hydra prints composition errors (a wrong type, an unknown key, an unknown group option, an
+unparsable override) over several lines with a hint about HYDRA_FULL_ERROR. The harness's
+rule is one line naming the key, the value and what is allowed, and a non-zero exit (2), so
+:func:`install` wraps Hydra's reporting function for those errors only; anything else (a real
+bug) keeps Hydra's report, and ``HYDRA_FULL_ERROR=1`` still gives the full traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+
+EXIT_CONFIG_ERROR = 2
+
+
+def one_line(ex: BaseException) -> str:
+    """A composition error as ``key=value is not allowed: what is allowed``."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    text = str(ex)
+    missing = re.search(r"Could not (?:find|load) '([^']+)'", text)
+    if missing and "/" in missing.group(1):
+        group, option = missing.group(1).rsplit("/", 1)
+        options = _available_options(text)
+        allowed = "one of " + ", ".join(options) if options else f"an option of the '{group}' group"
+        return f"{group.replace('/', '.')}={option!r} is not allowed: {allowed}"
+    override = getattr(ex, "override", None)
+    if override:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        return f"{override!r} could not be parsed: {first} (see Hydra's override grammar)"
+    cause = ex.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        message = str(getattr(cause, "msg", "") or cause).splitlines()[0].strip()
+        value = getattr(cause, "value", None)
+        shown = f"={value!r}" if value is not None else ""
+        if "not in" in message or "Key '" in message:
+            return f"{cause.full_key}{shown} is not allowed: no such key ({message})"
+        return f"{cause.full_key}{shown} is not allowed: {message}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " -- ".join(lines) if lines else type(ex).__name__
+
+
+def _available_options(text: str) -> list[str]:
+    """The options Hydra lists under "Available options in '<group>':" (schemas left out)."""
+    options, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("Available options"):
+            inside = True
+        elif inside and line[:1] in ("\t", " ") and line.strip():
+            if not line.strip().endswith("_schema"):
+                options.append(line.strip())
+        elif inside:
+            break
+    return options
+
+
+def install() -> None:
+    """Route Hydra's composition errors through :func:`one_line` (idempotent)."""
+    from hydra._internal import utils as hydra_utils
+    from hydra.errors import CompactHydraException
+
+    original = hydra_utils.run_and_report
+    if getattr(original, "_harness", False):
+        return
+
+    def run_and_report(func: Any) -> Any:
+        try:
+            return func()
+        except CompactHydraException as ex:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {one_line(ex)}", file=sys.stderr)
+            sys.exit(EXIT_CONFIG_ERROR)
+        except Exception as ex:  # not a config mistake: Hydra's own report
+            def reraise() -> Any:
+                raise ex
+
+            return original(reraise)
+
+    run_and_report._harness = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report

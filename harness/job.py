@@ -32,6 +32,7 @@ def store_member(run_dir: str | Path, cfg: DictConfig, output: dict[str, Any], g
         "run_s": group.run_s,
         "group_members": len(group.outputs),
         "devices": group.devices,
+        "compiled": group.compiled,
     }
     result = make_result(cfg, output, group.budget, overrides=overrides, timings=timings)
     write_run(run_dir, result, output, group.budget, cfg)

@@ -117,12 +117,15 @@ def find_results(root: str | os.PathLike) -> list[Path]:
     return sorted(p.parent for p in Path(root).rglob(RESULT_FILE))
 
 
-def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
+def flatten(obj: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Nested dicts to one dict with dotted keys (``{"optim": {"lr": 1}}`` -> ``{"optim.lr": 1}``)."""
+    out = {} if out is None else out
     if isinstance(obj, dict):
         for k, v in obj.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+            flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
     else:
         out[prefix] = obj
+    return out
 
 
 def load_results(root: str | os.PathLike):
@@ -141,9 +144,7 @@ def load_results(root: str | os.PathLike):
             continue
         row: dict[str, Any] = {"run_dir": str(run_dir), "status": result.get("status"), "seed": result.get("seed")}
         row.update(result.get("metrics", {}))
-        flat: dict[str, Any] = {}
-        _flatten("", result.get("config", {}), flat)
-        row.update(flat)
+        row.update(flatten(result.get("config", {})))
         for section in ("budget", "timings"):
             for k, v in result.get(section, {}).items():
                 row[f"{section}.{k}"] = v

@@ -84,10 +84,15 @@ class Workload:
     keras_subset: int  # configs Keras runs
     loop_extra: int = 1  # warm single runs per compile structure in the shell loop
     devices_variant: bool = True  # also run the fused sweep with HARNESS_CPU_DEVICES=2
+    scale_variant: bool = False  # also run the fused sweep with 4x the seeds (marginal cost per config)
 
     @property
     def base(self) -> list[str]:
         return [f"data={self.data}", f"model={self.model}", f"optim={self.optim}", f"train.epochs={self.epochs}"]
+
+    def scaled(self, factor: int) -> "Workload":
+        seeds = list(range(len(self.seeds) * factor))
+        return dataclasses.replace(self, seeds=seeds, scale_variant=False)
 
     @property
     def sweep_overrides(self) -> list[str]:
@@ -125,7 +130,8 @@ def workloads(quick: bool) -> dict[str, Workload]:
         }
     return {
         "spiral": Workload("spiral", "Playground spiral, FNN [8,8] tanh, SGD", "spiral", "fnn", "fnn", "sgd",
-                           50, [0.003, 0.01, 0.03, 0.1, 0.3], [10, 30], [0, 1, 2, 3], torch_subset=8, keras_subset=4),
+                           50, [0.003, 0.01, 0.03, 0.1, 0.3], [10, 30], [0, 1, 2, 3], torch_subset=8, keras_subset=4,
+                           scale_variant=True),
         "mnist1d_cnn": Workload("mnist1d_cnn", "MNIST-1D, reference CNN, Adam", "mnist1d", "mnist1d_cnn", "cnn",
                                 "adam", 5, [0.003, 0.01, 0.03], [100], [0, 1, 2, 3], torch_subset=4, keras_subset=3),
         "mnist1d_gru": Workload("mnist1d_gru", "MNIST-1D, reference bidirectional GRU, Adam", "mnist1d", "mnist1d_gru",
@@ -417,6 +423,13 @@ def stratified(rng: random.Random, configs: list[dict[str, Any]], k: int) -> lis
     return out
 
 
+def combine_peaks(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """The better of two peak measurements (the machine is shared: load lowers either)."""
+    g = {n: max(x for x in (a.get("gflops", {}).get(n), b.get("gflops", {}).get(n)) if x is not None)
+         for n in set(a.get("gflops", {})) | set(b.get("gflops", {}))}
+    return {"gflops": g, "peak_gflops": max(g.values()) if g else None, "runs": [a.get("gflops"), b.get("gflops")]}
+
+
 def run_peak(runner: Runner) -> dict[str, Any]:
     code = (
         "import json,time,jax,jax.numpy as jnp\n"
@@ -424,7 +437,7 @@ def run_peak(runner: Runner) -> dict[str, Any]:
         "for n in (1024,2048):\n"
         "  a=jnp.ones((n,n),jnp.float32)*0.5; b=jnp.ones((n,n),jnp.float32)*0.25; f(a,b).block_until_ready()\n"
         "  best=1e9\n"
-        "  for _ in range(8):\n"
+        "  for _ in range(15):\n"
         "    t=time.perf_counter(); f(a,b).block_until_ready(); best=min(best,time.perf_counter()-t)\n"
         "  out[n]=2*n**3/best/1e9\n"
         "print('PEAK '+json.dumps(out))\n"
@@ -646,6 +659,11 @@ def bench_workload(w: Workload, runner: Runner, peak: dict[str, Any], seed: int,
         record("fused_dev2", "fused launcher, HARNESS_CPU_DEVICES=2, cold",
                lambda: run_sweep(runner, w, f"{w.name}-fused-dev2", [], runner.fresh_cache(f"{w.name}-dev2"),
                                  env={"HARNESS_CPU_DEVICES": "2"}, extra=["hydra.launcher.progress=false"]))
+    if w.scale_variant:
+        big = w.scaled(4)
+        record("fused_x4", f"fused launcher, cold, {len(big.configs())} configs (seeds x4)",
+               lambda: run_sweep(runner, big, f"{w.name}-fused-x4", [], runner.fresh_cache(f"{w.name}-x4"),
+                                 extra=["hydra.launcher.progress=false"]))
     record("basic", "Hydra basic launcher (one process, jobs in turn), cold",
            lambda: run_sweep(runner, w, f"{w.name}-basic", ["hydra/launcher=basic"],
                              runner.fresh_cache(f"{w.name}-basic")))
@@ -667,16 +685,19 @@ def bench_workload(w: Workload, runner: Runner, peak: dict[str, Any], seed: int,
     for name, v in variants.items():
         if not v.get("ok"):
             continue
-        v["per_config_s"] = v["total_s"] / n
-        v["configs_per_s"] = n / v["total_s"]
-        compute_s = v.get("run_s") if name.startswith(("fused", "basic", "joblib", "loop")) else None
+        nv = v.get("configs", n)  # the seeds x4 variant has more
+        flops_v = sweep_flops * nv / n
+        v["per_config_s"] = v["total_s"] / nv
+        v["configs_per_s"] = nv / v["total_s"]
+        compute_s = v.get("run_s") if name.startswith(("fused", "basic", "joblib")) else None
         if name.startswith("torch") or name == "keras":
-            compute_s = v["steady_s"] * n  # per-config time in the worker (keras: includes its compile)
-        if name == "loop":
-            compute_s = None  # only a subset ran: run_s covers only it
+            compute_s = v["steady_s"] * nv  # per-config time in the worker (keras: includes its compile)
         if compute_s:
-            v["gflops_compute"] = sweep_flops / compute_s / 1e9
-        v["gflops_wall"] = sweep_flops / v["total_s"] / 1e9
+            v["gflops_compute"] = flops_v / compute_s / 1e9
+        v["gflops_wall"] = flops_v / v["total_s"] / 1e9
+    x4, cold = variants.get("fused_x4", {}), variants.get("fused_cold", {})
+    if x4.get("ok") and cold.get("ok"):
+        x4["marginal_s"] = (x4["total_s"] - cold["total_s"]) / (x4["configs"] - cold["configs"])
     return {
         "workload": dataclasses.asdict(w), "configs": n, "shape": shape, "sweep_flops": sweep_flops,
         "sweep_steps": sweep_steps, "flops_per_config": {str(k): v for k, v in flops.items()},
@@ -808,6 +829,10 @@ def workload_table(r: dict[str, Any]) -> str:
                 f"+ {lw:.1f}s in the launcher, of which compile {fused['launcher_compile_s']:.1f}s and run "
                 f"{fused['launcher_run_s']:.1f}s ({fused['programs']} program(s)); "
                 f"{r['sweep_steps'] / max(fused['run_s'], 1e-9):,.0f} member-steps/s in the run phase")
+    x4 = v.get("fused_x4") or {}
+    if x4.get("marginal_s") is not None:
+        notes.append(f"marginal cost of one more config in a fused sweep (seeds x4 minus the {r['configs']}-config "
+                     f"sweep, both cold): {x4['marginal_s']:.3f}s per config")
     st = r.get("startup") or {}
     if st.get("ok"):
         notes.append(f"one bare `harness-train --cfg job` (start-up + compose one config, no compute): {st['wall_s']:.1f}s")
@@ -920,7 +945,7 @@ def machine_md(m: dict[str, Any], peak: dict[str, Any] | None) -> str:
     peak_s = ", ".join(f"{n}×{n}: {g:.0f} GFLOP/s" for n, g in p.items()) or "not measured"
     return (f"- {m['nproc']} CPU cores ({m.get('cpu')}; {m.get('simd', '')}), {m.get('mem_gib')} GiB memory, "
             f"Python {m['python']}, {m['platform']}\n- versions: {vs}\n"
-            f"- f32 matmul peak (jitted, best of 8): {peak_s}\n- `uptime` at the start: {m['uptime']}\n")
+            f"- f32 matmul peak (jitted, best of 15 at the start and 15 at the end of the workload): {peak_s}\n- `uptime` at the start: {m['uptime']}\n")
 
 
 def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
@@ -981,18 +1006,21 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else None
     wls = workloads(args.quick)
     names = ["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb"] if args.workload == "all" else [args.workload]
-    peak = run_peak(runner) if any(n != "wandb" for n in names) else {}
-    if peak.get("peak_gflops"):
-        print(f"f32 matmul peak: {peak['gflops']} GFLOP/s", flush=True)
     doc = None if args.doc == "none" else Path(args.doc) if args.doc else (None if args.quick else DOC)
     status = 0
     for name in names:
         t0 = time.perf_counter()
+        peak: dict[str, Any] = {}
         if name == "wandb":
             r = bench_wandb(wls["spiral"], runner)
             body = wandb_table(r)
         else:
+            peak = run_peak(runner)
+            print(f"f32 matmul peak (start): {peak.get('gflops')} GFLOP/s", flush=True)
             r = bench_workload(wls[name], runner, peak, args.seed, only)
+            peak = combine_peaks(peak, run_peak(runner))
+            print(f"f32 matmul peak (best of start and end): {peak.get('gflops')} GFLOP/s", flush=True)
+            r["peak"] = peak
             body = workload_table(r)
         r["quick"] = args.quick
         r["machine"] = mach

@@ -126,3 +126,15 @@ def test_wandb_offline_run_of_a_real_job(tmp_path):
     assert run["summary"]["test/accuracy"] == pytest.approx(result["metrics"]["test/accuracy"])
     last = run["history"][-1]
     assert last["plots/boundary._type"] == "image-file" and last["confusion_matrix_table._type"] == "table-file"
+
+
+def test_large_group_is_chunked_into_one_program(tmp_path):
+    proc = run_cli(["-m", *TINY, "seed=range(7)", "hydra.launcher.max_members=3", "hydra.sweep.dir=c"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "1 groups in 3 chunks" in out and "7 trained" in out
+    results = _results(tmp_path / "c")
+    assert sorted(int(k) for k in results) == list(range(7))
+    assert sorted(r["seed"] for r in results.values()) == list(range(7))
+    # Chunks of 3, 2, 2 members are padded to 3: later chunks reuse the first one's program.
+    assert sorted(r["timings"]["compiled"] for r in results.values()) == [False] * 4 + [True] * 3

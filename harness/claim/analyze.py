@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness import store
 from harness.claim.run import sweep_dir
-from harness.claim.spec import Sweep
+from harness.claim.spec import Sweep, scientific_column
 from harness.report import stats, tables
 
 STEPS_TO_TARGET = "steps_to_target"
@@ -54,7 +54,7 @@ def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     runs = store.load_results(sweep_dir(out_dir, sweep))
     if runs.empty:
         raise RuntimeError(f"no results under {sweep_dir(out_dir, sweep)}: run the sweep first")
-    sci = claim["scientific"]["key"]
+    sci = scientific_column(claim)
     metric, direction = claim["metric"], claim.get("direction", "higher")
     select_metric = claim.get("select_metric")
     if sweep.measure == STEPS_TO_TARGET:

@@ -12,6 +12,7 @@ import pandas as pd
 from harness import store
 from harness.claim.analyze import STEPS_TO_TARGET, Analysis, budget_text, critical_batch
 from harness.claim.run import sweep_dir
+from harness.claim.spec import scientific_column
 from harness.report import figures, tables
 from harness.report.plots import plot_confusion
 
@@ -19,7 +20,7 @@ from harness.report.plots import plot_confusion
 def _caption(a: Analysis, claim: dict) -> str:
     extra = f", target {a.sweep.target_metric} >= {a.sweep.target}" if a.sweep.measure == STEPS_TO_TARGET else ""
     return (f"{a.sweep.setting} -- {a.sweep.label}: {a.metric} ({a.direction} is better) by "
-            f"{claim['scientific']['key']}; {budget_text(a.runs)}{extra}; mean and 95% bootstrap CI over seeds "
+            f"{scientific_column(claim)}; {budget_text(a.runs)}{extra}; mean and 95% bootstrap CI over seeds "
             f"at the learning rate chosen on validation")
 
 
@@ -47,7 +48,7 @@ def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
 
 def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str, Path]:
     """Isolation plots, an lr x scientific heatmap, best curves and a confusion matrix per setting."""
-    sci = claim["scientific"]["key"]
+    sci = scientific_column(claim)
     numeric = all(isinstance(v, (int, float)) for v in claim["scientific"]["values"])
     logx = numeric and min(claim["scientific"]["values"]) > 0 and max(claim["scientific"]["values"]) / min(claim["scientific"]["values"]) >= 8
     paths: dict[str, Path] = {}

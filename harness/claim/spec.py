@@ -2,7 +2,9 @@
 
 A claim declares, following the Deep Learning Tuning Playbook:
 
-- ``scientific``: the hyperparameter the claim is about and its values;
+- ``scientific``: the hyperparameter the claim is about and its values (``key`` is what the
+  sweep overrides -- a config key, or a config group such as ``model``; ``column``, if given,
+  is the result column the table is by, e.g. ``model.family`` for a group sweep);
 - ``nuisance``: hyperparameters tuned separately for every scientific value, on the
   validation split (``select_metric``), never on test;
 - ``fixed``: everything else, as overrides;
@@ -89,6 +91,11 @@ def validate_claim(claim: dict) -> None:
             raise ConfigError(f"claim.protocols.{name}.measure", measure, MEASURES)
         if measure == "steps_to_target" and (protocol or {}).get("target") is None:
             raise ConfigError(f"claim.protocols.{name}.target", None, "a metric value to reach")
+
+
+def scientific_column(claim: dict) -> str:
+    """The result column a claim's tables are by."""
+    return claim["scientific"].get("column") or claim["scientific"]["key"]
 
 
 def _values(values: list) -> str:

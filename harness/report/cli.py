@@ -68,14 +68,6 @@ def load_dir(results_dir: str):
     return df
 
 
-def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
-    """Nested dicts to dotted keys, as :func:`harness.store.load_results` does."""
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), value, out)
-    else:
-        out[prefix] = obj
-
 
 # W&B run states for runs that carry no harness ``status`` in their summary.
 WANDB_STATES = {"finished": "ok", "crashed": "failed", "failed": "failed", "killed": "failed"}
@@ -93,12 +85,10 @@ def wandb_row(run) -> dict[str, Any] | None:
     summary = dict(getattr(run.summary, "_json_dict", None) or run.summary_metrics or {})
     config = dict(run.config or {})
     row: dict[str, Any] = {"run_dir": "wandb:" + "/".join(run.path)}
-    flat: dict[str, Any] = {}
-    _flatten("", {k: v for k, v in summary.items() if not k.startswith("_")}, flat)
-    row.update(flat)
-    flat = {}
-    _flatten("", config, flat)
-    row.update(flat)
+    from harness.store import flatten
+
+    row.update(flatten({k: v for k, v in summary.items() if not k.startswith("_")}))
+    row.update(flatten(config))
     row["status"] = summary.get("status") or WANDB_STATES.get(str(run.state), str(run.state))
     row["seed"] = config.get("seed")
     return row

@@ -40,6 +40,7 @@ class GroupRun:
     compile_s: float
     run_s: float
     devices: int
+    compiled: bool  # False when an earlier chunk's executable was reused
 
 
 @functools.lru_cache(maxsize=32)
@@ -115,7 +116,8 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
 
     cache_key = (group_key(cfg0), len(keys), tuple(d.id for d in devices))
     t0 = time.perf_counter()
-    if cache_key not in _COMPILED:
+    compiled_here = cache_key not in _COMPILED
+    if compiled_here:
         train, budget = make_train(cfg0, dataset)
 
         def counted_train(hparams, key, data):
@@ -134,4 +136,4 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
 
     host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
     outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(n_members)]
-    return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices))
+    return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices), compiled_here)

@@ -311,20 +311,10 @@ def log_run(
         return None
 
 
-def _flatten(prefix: str, obj: Any, out: dict[str, Any]) -> None:
-    """Nested dicts to dotted keys (as store.load_results does)."""
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = obj
-
 
 def _flat_config(result: dict[str, Any]) -> dict[str, Any]:
     """A result's config with dotted keys, secrets dropped."""
-    flat: dict[str, Any] = {}
-    _flatten("", scrub_secrets(result.get("config") or {}), flat)
-    return flat
+    return store.flatten(scrub_secrets(result.get("config") or {}))
 
 
 def dynamic_keys(flat_configs: list[dict[str, Any]]) -> list[str]:

@@ -253,6 +253,7 @@ class Runner:
     def fresh_cache(self, name: str) -> Path:
         """An empty persistent compile cache, with the generated data sets copied in."""
         cache = self.root / "cache" / name
+        shutil.rmtree(cache, ignore_errors=True)  # cold means empty
         cache.mkdir(parents=True, exist_ok=True)
         for f in self.data_cache.glob("*.npz"):
             shutil.copy2(f, cache / f.name)
@@ -331,6 +332,7 @@ def launcher_line(log: str) -> dict[str, float]:
 def run_sweep(runner: Runner, w: Workload, name: str, launcher: list[str], cache: Path,
               env: dict[str, str] | None = None, extra: list[str] | None = None) -> dict[str, Any]:
     sweep_dir = runner.root / "runs" / name
+    shutil.rmtree(sweep_dir, ignore_errors=True)  # a stale folder would be resumed, not measured
     cmd = harness_cmd() + ["-m"] + w.base + w.sweep_overrides + COMMON + launcher + (extra or []) + [
         f"hydra.sweep.dir={sweep_dir}"]
     res = runner.run(name, cmd, {"HARNESS_CACHE_DIR": str(cache), **(env or {})})
@@ -356,6 +358,7 @@ def run_loop(runner: Runner, w: Workload, name: str) -> dict[str, Any]:
     for bs, cs in by_bs.items():
         for i, c in enumerate(cs[: 1 + w.loop_extra]):
             run_dir = runner.root / "runs" / name / f"bs{bs}-{i}"
+            shutil.rmtree(run_dir, ignore_errors=True)
             cmd = harness_cmd() + w.job_overrides(c) + COMMON + [f"hydra.run.dir={run_dir}"]
             r = runner.run(f"{name}-bs{bs}-{i}", cmd, {"HARNESS_CACHE_DIR": str(cache)})
             logs.append(r["log"])
@@ -715,18 +718,21 @@ def bench_wandb(w: Workload, runner: Runner) -> dict[str, Any]:
     cache = runner.fresh_cache("wandb")
     common = ["hydra.launcher.progress=false"]
     plan = [
-        ("warmup", "warm-up (fills the compile cache; not timed)", ["logger=none"]),
-        ("none", "logger=none", ["logger=none"]),
-        ("member", "logger=wandb hydra.launcher.wandb=member", ["logger=wandb", "hydra.launcher.wandb=member"]),
-        ("group", "logger=wandb hydra.launcher.wandb=group", ["logger=wandb", "hydra.launcher.wandb=group"]),
-        ("plots", "logger=none output.plots=true (default plots)", ["logger=none", "output.plots=true"]),
-        ("none2", "logger=none (again: run-to-run noise)", ["logger=none"]),
+        ("warmup", "warm-up (fills the compile cache; not timed)", ["logger=none", "output.plots=false"]),
+        ("none", "logger=none", ["logger=none", "output.plots=false"]),
+        ("member", "logger=wandb hydra.launcher.wandb=member",
+         ["logger=wandb", "hydra.launcher.wandb=member", "output.plots=false"]),
+        ("group", "logger=wandb hydra.launcher.wandb=group",
+         ["logger=wandb", "hydra.launcher.wandb=group", "output.plots=false"]),
+        ("plots", "logger=none output.plots=true (the default plots, for scale)", ["logger=none", "output.plots=true"]),
+        ("none2", "logger=none (again: run-to-run noise)", ["logger=none", "output.plots=false"]),
     ]
     variants = {}
     for key, label, over in plan:
         print(f"  {label} ...", end=" ", flush=True)
         sweep_dir = runner.root / "runs" / f"wandb-{key}"
-        cmd = harness_cmd() + ["-m"] + w.base + w.sweep_overrides + ["output.plots=false"] + over + common + [
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        cmd = harness_cmd() + ["-m"] + w.base + w.sweep_overrides + over + common + [
             f"hydra.sweep.dir={sweep_dir}"]
         try:
             res = runner.run(f"wandb-{key}", cmd, {"HARNESS_CACHE_DIR": str(cache), "WANDB_MODE": "offline"})
@@ -742,7 +748,7 @@ def bench_wandb(w: Workload, runner: Runner) -> dict[str, Any]:
     return {"workload": dataclasses.asdict(w), "configs": len(w.configs()), "variants": variants,
             "when": dt.datetime.now().isoformat(timespec="seconds"),
             "commands": [" ".join(["WANDB_MODE=offline", "harness-train", "-m"] + w.base + w.sweep_overrides
-                                  + ["output.plots=false"] + over + common + ["hydra.sweep.dir=..."])
+                                  + over + common + ["hydra.sweep.dir=..."])
                          for _, _, over in plan[1:]]}
 
 
@@ -757,6 +763,231 @@ def commands(w: Workload) -> list[str]:
         f"HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {sweep} hydra/launcher=joblib hydra.launcher.n_jobs={CORES} "
         "hydra.sweep.dir=...",
     ]
+
+
+# -- profile: the measurements behind "what limits it" (run in worker subprocesses) --------------
+
+
+PROFILE_PROGRAMS = [
+    ("spiral FNN, batch 10, 50 epochs", ["data=spiral", "model=fnn", "optim=sgd", "train.epochs=50",
+                                          "train.batch_size=10"], [1, 4, 20, 80]),
+    ("MNIST-1D CNN, batch 100, 5 epochs", ["data=mnist1d", "model=mnist1d_cnn", "optim=adam", "train.epochs=5",
+                                            "train.batch_size=100"], [1, 12]),
+    ("MNIST-1D GRU, batch 100, 2 epochs", ["data=mnist1d", "model=mnist1d_gru", "optim=adam", "train.epochs=2",
+                                            "train.batch_size=100"], [1, 6]),
+]
+
+
+def profile_members(overrides: list[str], counts: list[int]) -> list[dict[str, Any]]:
+    """Trace, compile and run the engine's program (jit(vmap(train)), data shared) for several
+    member counts, without the persistent cache; members differ in seed (init and data order)."""
+    from harness.runtime import setup_jax
+
+    setup_jax(compile_cache=False)
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from harness.sweep.engine import boundary_grid, dataset_for
+    from harness.sweep.plan import stack_hparams
+    from harness.train.loop import make_train, prepare_data
+
+    cfg = compose(overrides)
+    ds = dataset_for(cfg)
+    out = []
+    for n in counts:
+        train, budget = make_train(cfg, ds)
+        data = {k: jnp.asarray(v) for k, v in prepare_data(ds, boundary_grid(ds, 50)).items()}
+        hp = {k: np.repeat(v, n, 0) for k, v in stack_hparams([cfg]).items()}
+        hp["seed"] = hp["order_seed"] = np.arange(n, dtype=np.int32)
+        hp = {k: jnp.asarray(v) for k, v in hp.items()}
+        keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(n))
+        f = jax.jit(jax.vmap(train, in_axes=(0, 0, None)))
+        t0 = time.perf_counter()
+        lowered = f.lower(hp, keys, data)
+        t1 = time.perf_counter()
+        compiled = lowered.compile()
+        t2 = time.perf_counter()
+        runs = []
+        for _ in range(2):
+            t = time.perf_counter()
+            jax.block_until_ready(compiled(hp, keys, data))
+            runs.append(time.perf_counter() - t)
+        out.append({"members": n, "trace_s": t1 - t0, "compile_s": t2 - t1, "run_s": min(runs),
+                    "hlo_lines": lowered.as_text().count("\n"), "steps": budget.total_steps,
+                    "member_steps_per_s": n * budget.total_steps / min(runs)})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def profile_conv() -> list[dict[str, Any]]:
+    """The CNN's training step (batch 100, MNIST-1D shapes) with Flax's nn.Conv and with the
+    same convolution written as patches @ kernel (im2col): one jitted step, 100 steps in a
+    lax.scan (how the engine runs them), and 12 vmapped members x 100 scanned steps."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from flax import linen as nn
+
+    B, L, M = 100, 40, 12
+
+    class Im2colConv(nn.Module):
+        features: int
+
+        @nn.compact
+        def __call__(self, x):  # kernel 3, stride 2, one zero each side
+            k = self.param("kernel", nn.initializers.lecun_normal(), (3 * x.shape[-1], self.features))
+            b = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            xp = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
+            n = (x.shape[1] + 2 - 3) // 2 + 1
+            patches = jnp.concatenate([xp[:, i:i + 2 * n - 1:2] for i in range(3)], axis=-1)
+            return patches @ k + b
+
+    class CNN(nn.Module):
+        im2col: bool = False
+
+        @nn.compact
+        def __call__(self, x):
+            for _ in range(3):
+                x = nn.relu(Im2colConv(25)(x) if self.im2col else nn.Conv(25, (3,), (2,), padding=1)(x))
+            return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(B, L, 1)).astype(np.float32))
+    y = jnp.asarray(np.random.default_rng(1).integers(0, 10, B))
+
+    def bench(f, *a, n=10):
+        f = jax.jit(f)
+        t = time.perf_counter()
+        jax.block_until_ready(f(*a))
+        first = time.perf_counter() - t
+        best = 1e9
+        for _ in range(n):
+            t = time.perf_counter()
+            jax.block_until_ready(f(*a))
+            best = min(best, time.perf_counter() - t)
+        return first, best
+
+    out = []
+    for im2col in (False, True):
+        m = CNN(im2col)
+        p0 = m.init(jax.random.PRNGKey(0), x)
+        g = jax.grad(lambda p, x, y: -jnp.mean(jax.nn.log_softmax(m.apply(p, x))[jnp.arange(B), y]))
+
+        def sgd_step(p, _):
+            return jax.tree_util.tree_map(lambda a, b: a - 0.01 * b, p, g(p, x, y)), None
+
+        ps = jax.vmap(lambda k: m.init(k, x))(jax.random.split(jax.random.PRNGKey(0), M))
+        tag = "patches @ kernel (im2col)" if im2col else "flax nn.Conv"
+        for what, f, arg, steps, n in (
+            ("one jitted step", lambda p: sgd_step(p, None)[0], p0, 1, 30),
+            ("100 steps in lax.scan", lambda p: jax.lax.scan(sgd_step, p, None, length=100)[0], p0, 100, 5),
+            (f"{M} vmapped members x 100 scanned steps",
+             jax.vmap(lambda p: jax.lax.scan(sgd_step, p, None, length=100)[0]), ps, 100 * M, 2),
+        ):
+            first, best = bench(f, arg, n=n)
+            out.append({"conv": tag, "what": what, "compile_and_first_s": first,
+                        "ms_per_member_step": 1e3 * best / steps})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def profile_compose() -> list[dict[str, Any]]:
+    """Composing one job with Hydra (what the sweeper and the launcher each do per job) against
+    copying a composed config and setting the swept values."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from harness.config import register_configs
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    base = ["data=spiral", "model=fnn", "optim=sgd", "train.epochs=50"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra_compose("config", overrides=base)
+        t = time.perf_counter()
+        for i in range(20):
+            hydra_compose("config", overrides=base + [f"optim.lr={0.01 * (i + 1)}", "train.batch_size=10", f"seed={i}"],
+                          return_hydra_config=True)
+        per_compose = (time.perf_counter() - t) / 20
+        cfg = hydra_compose("config", overrides=base)
+        t = time.perf_counter()
+        for i in range(200):
+            c = cfg.copy()
+            OmegaConf.update(c, "optim.lr", 0.01 * (i + 1))
+            OmegaConf.update(c, "seed", i)
+        per_update = (time.perf_counter() - t) / 200
+    return [{"what": "Hydra compose of one job (with its hydra config)", "ms": 1e3 * per_compose},
+            {"what": "copy a composed config + set lr and seed", "ms": 1e3 * per_update}]
+
+
+def bench_profile(runner: Runner) -> dict[str, Any]:
+    print("\n## profile: compile and run vs members, convolution in loops, composing", flush=True)
+    parts: dict[str, Any] = {}
+    jobs = [(f"members-{i}", ["members", str(i)]) for i in range(len(PROFILE_PROGRAMS))]
+    jobs += [("members-0-llvm-expensive", ["members", "0", "llvm"]), ("conv", ["conv"]), ("compose", ["compose"])]
+    for name, argv in jobs:
+        print(f"  {name} ...", end=" ", flush=True)
+        out_path = runner.root / "specs" / f"profile-{name}.json"
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {"HARNESS_CACHE_DIR": str(runner.fresh_cache(f"profile-{name}")), "HARNESS_COMPILE_CACHE": "0"}
+        if argv[-1] == "llvm":  # the runtime's XLA flag turned off (it keeps a user's own setting)
+            env["XLA_FLAGS"] = "--xla_llvm_disable_expensive_passes=false"
+        res = runner.run(f"profile-{name}", [sys.executable, str(Path(__file__).resolve()), "--worker-profile",
+                                             ",".join(argv), "--worker-out", str(out_path)], env)
+        try:
+            res["rows"] = json.loads(out_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            res["ok"] = False
+        parts[name] = res
+        print(f"{res['wall_s']:.0f}s" if res.get("ok") else f"FAILED ({res['log']})", flush=True)
+    return {"parts": parts, "when": dt.datetime.now().isoformat(timespec="seconds"),
+            "variants": {k: {"ok": v.get("ok"), "log": v.get("log")} for k, v in parts.items()}}
+
+
+def worker_profile(what: str, out_path: str) -> None:
+    argv = what.split(",")
+    if argv[0] == "members":
+        label, overrides, counts = PROFILE_PROGRAMS[int(argv[1])]
+        counts = counts[-2:] if len(argv) > 2 else counts  # the flag check: the larger counts only
+        rows = [{"program": label, "xla_flags": os.environ.get("XLA_FLAGS", "(runtime default)"), **r}
+                for r in profile_members(overrides, counts)]
+    elif argv[0] == "conv":
+        rows = profile_conv()
+    else:
+        rows = profile_compose()
+    Path(out_path).write_text(json.dumps(rows))
+
+
+def profile_table(r: dict[str, Any]) -> str:
+    parts = r["parts"]
+    lines = [f"Measured {r['when']} (no persistent cache; every number is one process's best of a few runs).", "",
+             "**Compile and run of the engine's program against member count** (`jit(vmap(train))` as `run_group` "
+             "builds it; members differ in seed and data order):", "",
+             "| program | XLA flags | members | trace s | compile s | run s | member-steps/s | HLO lines |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, part in parts.items():
+        if not name.startswith("members"):
+            continue
+        if not part.get("ok"):
+            lines.append(f"| {name} | FAILED | | | | | | see `{part.get('log')}` |")
+            continue
+        for x in part["rows"]:
+            lines.append(f"| {x['program']} | {x['xla_flags']} | {x['members']} | {x['trace_s']:.1f} | "
+                         f"{x['compile_s']:.1f} | {x['run_s']:.3f} | {x['member_steps_per_s']:,.0f} | {x['hlo_lines']} |")
+    conv = parts.get("conv", {})
+    lines += ["", "**The CNN's training step (batch 100) inside and outside loops**, Flax `nn.Conv` against the "
+              "same convolution as `patches @ kernel`:", "",
+              "| convolution | what | compile + first call s | ms per member-step |", "|---|---|---|---|"]
+    for x in conv.get("rows", []):
+        lines.append(f"| {x['conv']} | {x['what']} | {x['compile_and_first_s']:.2f} | {x['ms_per_member_step']:.2f} |")
+    comp = parts.get("compose", {})
+    lines += ["", "**Composing configs** (Hydra's basic sweeper composes each job once to check it, the fused "
+              "launcher once more):", "", "| what | ms per job |", "|---|---|"]
+    for x in comp.get("rows", []):
+        lines.append(f"| {x['what']} | {x['ms']:.1f} |")
+    return "\n".join(lines) + "\n"
 
 
 # -- reporting ------------------------------------------------------------------------------------
@@ -980,7 +1211,8 @@ def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workload", default="spiral", choices=["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "all"])
+    ap.add_argument("--workload", default="spiral",
+                    choices=["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "all"])
     ap.add_argument("--quick", action="store_true", help="a small version of each sweep (a few minutes)")
     ap.add_argument("--only", default=None, help="comma-separated variant name prefixes (fused,basic,loop,joblib,"
                                                   "torch,keras); default all")
@@ -990,9 +1222,13 @@ def main() -> int:
     ap.add_argument("--keep", default=None, help="folder for logs and runs (default: a new temporary folder)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-profile", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.worker_out)
+        return 0
+    if args.worker_profile:
+        worker_profile(args.worker_profile, args.worker_out)
         return 0
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="harness-bench-"))
@@ -1005,7 +1241,8 @@ def main() -> int:
     print(f"machine: {mach['nproc']} cores, {mach.get('cpu')}, {mach.get('mem_gib')} GiB; {mach['uptime']}", flush=True)
     only = set(args.only.split(",")) if args.only else None
     wls = workloads(args.quick)
-    names = ["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb"] if args.workload == "all" else [args.workload]
+    names = (["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile"] if args.workload == "all"
+             else [args.workload])
     doc = None if args.doc == "none" else Path(args.doc) if args.doc else (None if args.quick else DOC)
     status = 0
     for name in names:
@@ -1014,6 +1251,9 @@ def main() -> int:
         if name == "wandb":
             r = bench_wandb(wls["spiral"], runner)
             body = wandb_table(r)
+        elif name == "profile":
+            r = bench_profile(runner)
+            body = profile_table(r)
         else:
             peak = run_peak(runner)
             print(f"f32 matmul peak (start): {peak.get('gflops')} GFLOP/s", flush=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from pathlib import Path
 
 from harness.claim.spec import resolve_scale, sweeps
 from harness.errors import ConfigError
@@ -75,3 +76,35 @@ def test_claim_sweeps_are_plain_multiruns():
         resolve_scale(dict(claim, scale="huge"))
     with pytest.raises(ConfigError, match="claim.scientific"):
         sweeps(dict(claim, scientific={"key": "x", "values": [1]}))
+
+
+CLAIMS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "claim").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", CLAIMS)
+@pytest.mark.parametrize("scale", ["full", "small"])
+def test_every_claim_file_builds_valid_jobs(name, scale):
+    """Each sweep of each shipped claim composes and validates (its first and last job)."""
+    from omegaconf import OmegaConf
+
+    from conftest import compose_config
+    from harness.sweep.engine import dataset_for
+    from harness.validate import validate_config, validate_with_data
+
+    claim = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "claim" / f"{name}.yaml"))
+    claim["scale"] = scale
+    resolved = resolve_scale(claim)
+    assert resolved["seeds"] >= (5 if scale == "full" else 1)
+    for sweep in sweeps(resolved):
+        for pick in (0, -1):
+            overrides = []
+            for o in sweep.overrides:
+                key, _, value = o.partition("=")
+                if value.startswith("range("):
+                    value = "0"
+                elif "," in value and not value.startswith("["):
+                    value = value.split(",")[pick]
+                overrides.append(f"{key}={value}")
+            cfg = compose_config(overrides)
+            validate_config(cfg)
+            validate_with_data(cfg, dataset_for(cfg))

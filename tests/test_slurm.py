@@ -1,4 +1,5 @@
-"""A real one-node SLURM cluster: sbatch, the sacct shim, submitit, and the Hydra SLURM launcher.
+"""A real one-node SLURM cluster: sbatch, the sacct shim, submitit, the Hydra SLURM launcher,
+and the fused launcher's SLURM backend (one SLURM job per compile group).
 
 The session fixture starts the cluster with scripts/slurm/cluster.sh (installing Debian's
 slurm and munge packages on first use, hence ``slow``) and stops it at the end by the PIDs
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -206,3 +208,185 @@ def test_hydra_multirun_on_slurm(slurm, tmp_path):
     tasks = sorted(p.name for p in (sweep_dir / ".submitit").iterdir() if p.is_dir() and "_" in p.name)
     assert len(tasks) == 2 and len({t.split("_")[0] for t in tasks}) == 1, tasks
     print(f"hydra multirun of 2 jobs on SLURM: {took:.1f} s")
+
+
+# -- the fused launcher on SLURM: one SLURM job per compile group --------------------------
+
+# 2 learning rates (members) x 2 activations (structures): 4 jobs in 2 compile groups.
+FUSED_SWEEP = ["data=circle", "logger=none", "output.plots=false", "train.epochs=2", "optim.lr=0.01,0.1",
+               "model.activation=relu,tanh", "hydra/launcher=fused"]
+ON_SLURM = ["hydra.launcher.backend=slurm", "hydra.launcher.partition=debug",
+            "hydra.launcher.cpus_per_task=1",  # both group jobs at once on the 2-CPU node
+            "hydra.launcher.timeout_min=10"]
+
+
+@pytest.fixture(scope="module")
+def fused_env(tmp_path_factory):
+    """One compile cache for the module: the local baseline's compiles serve the SLURM jobs."""
+    cache = tmp_path_factory.mktemp("fused-cache")
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HARNESS_CACHE_DIR": str(cache)}
+
+
+def _harness(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _job_results(sweep_dir: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")}
+
+
+def _submitit_logs(sweep_dir: Path) -> str:
+    return "\n".join(f"--- {p}\n{p.read_text(errors='replace')[-3000:]}"
+                     for p in sorted(sweep_dir.glob(".submitit/*/*_log.*")))
+
+
+def _submitit_job_dirs(sweep_dir: Path) -> list[str]:
+    """submitit's per-job folders (it also leaves .submission_file_*.sh links beside them)."""
+    return sorted(p.name for p in (sweep_dir / ".submitit").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _slurm_job_ids(sweep_dir: Path) -> dict[str, str]:
+    """Job number -> SLURM job id, from the launcher's slurm_jobs.json."""
+    tracked = json.loads((sweep_dir / "slurm_jobs.json").read_text())["jobs"]
+    return {idx: entry["slurm_job_id"] for idx, entry in tracked.items()}
+
+
+@pytest.fixture(scope="module")
+def local_baseline(tmp_path_factory, fused_env):
+    """The same fused multirun trained locally (backend=local): the reference results."""
+    root = tmp_path_factory.mktemp("fused-local")
+    t0 = time.monotonic()
+    proc = _harness(["-m", *FUSED_SWEEP, "hydra.launcher.backend=local", f"hydra.sweep.dir={root / 'sweep'}"],
+                    root, fused_env)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    print(f"\nfused multirun of 4 jobs (2 groups), local: {time.monotonic() - t0:.1f} s")
+    results = _job_results(root / "sweep")
+    assert sorted(results) == ["0", "1", "2", "3"]
+    return root / "sweep", results
+
+
+def _assert_same_as_local(sweep_dir: Path, local_baseline) -> None:
+    local_dir, want = local_baseline
+    got = _job_results(sweep_dir)
+    assert sorted(got) == ["0", "1", "2", "3"], f"{sorted(got)}\n{_submitit_logs(sweep_dir)}"
+    for num, result in got.items():
+        assert result["status"] == "ok", result
+        assert result["overrides"] == want[num]["overrides"]
+        assert result["config_hash"] == want[num]["config_hash"]
+        assert result["timings"]["group_members"] == 2
+        for metric, value in want[num]["metrics"].items():
+            assert result["metrics"][metric] == pytest.approx(value, abs=1e-5), (num, metric)
+        for name in ("config.yaml", "overrides.yaml"):  # the same .hydra files as a local run
+            assert (sweep_dir / num / ".hydra" / name).read_text() == (local_dir / num / ".hydra" / name).read_text()
+        hydra_yaml = (sweep_dir / num / ".hydra" / "hydra.yaml").read_text()
+        assert f"output_dir: {sweep_dir / num}\n" in hydra_yaml and "backend: slurm" in hydra_yaml
+
+
+def test_fused_multirun_on_slurm_one_job_per_group(slurm, tmp_path, fused_env, local_baseline):
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", *FUSED_SWEEP, *ON_SLURM, f"hydra.sweep.dir={sweep_dir}"]
+    t0 = time.monotonic()
+    proc = _harness(args, tmp_path, fused_env)
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{_submitit_logs(sweep_dir)}"
+    out = proc.stdout + proc.stderr
+    assert "submitted 2 SLURM jobs for 4 jobs" in out and "4 trained, 0 skipped" in out, out[-3000:]
+
+    # Exactly two SLURM jobs, one per compile group, both completed; each trained both lrs.
+    ids = _slurm_job_ids(sweep_dir)
+    assert sorted(ids) == ["0", "1", "2", "3"] and len(set(ids.values())) == 2, ids
+    assert _submitit_job_dirs(sweep_dir) == sorted(set(ids.values()))
+    states = SlurmInfoWatcher().read_info(_sacct(*sorted(set(ids.values()))))
+    assert {v["State"] for v in states.values()} == {"COMPLETED"}, states
+    results = _job_results(sweep_dir)
+    for job_id in set(ids.values()):
+        members = [results[num]["config"] for num, i in ids.items() if i == job_id]
+        assert len({m["model"]["activation"] for m in members}) == 1  # a group: one structure
+        assert sorted(m["optim"]["lr"] for m in members) == [0.01, 0.1]
+    _assert_same_as_local(sweep_dir, local_baseline)
+    print(f"fused multirun of 4 jobs (2 groups) on SLURM, waiting: {took:.1f} s")
+
+    # The same command again: everything is stored, nothing is submitted.
+    again = _harness(args, tmp_path, fused_env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 of 4 jobs already have results" in again.stdout + again.stderr
+    assert len(_submitit_job_dirs(sweep_dir)) == 2
+
+
+def _wait_for_line(log_file: Path, proc: subprocess.Popen, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log_file.read_text(errors="replace"):
+        assert proc.poll() is None, f"collect command ended before '{text}':\n{log_file.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no '{text}' after {timeout}s:\n{log_file.read_text()[-3000:]}"
+        time.sleep(0.2)
+
+
+def test_fused_slurm_no_wait_then_the_same_command_collects(slurm, tmp_path, fused_env, local_baseline):
+    sweep_dir = tmp_path / "sweep"
+    # Submitted on hold (sbatch --hold), so the jobs are surely still pending when the second
+    # command starts; the test releases them once that command has said it waits for them.
+    args = ["-m", *FUSED_SWEEP, *ON_SLURM, "hydra.launcher.wait=false",
+            "+hydra.launcher.additional_parameters.hold=true", f"hydra.sweep.dir={sweep_dir}"]
+    t0 = time.monotonic()
+    first = _harness(args, tmp_path, fused_env)
+    took = time.monotonic() - t0
+    ids = sorted(set(_slurm_job_ids(sweep_dir).values())) if (sweep_dir / "slurm_jobs.json").exists() else []
+    try:
+        assert first.returncode == 0, f"{first.stdout[-3000:]}\n{first.stderr[-3000:]}"
+        out = first.stdout + first.stderr
+        assert len(ids) == 2, ids
+        assert f"SLURM jobs {', '.join(ids)}" in out and "(not waited for)" in out, out[-3000:]
+        assert not list(sweep_dir.glob("*/result.json"))  # nothing trained yet: submitted only
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(ids)], capture_output=True,
+                               text=True, check=True, timeout=30).stdout
+        assert dict(line.split() for line in queue.splitlines()) == {i: "PENDING" for i in ids}, queue
+        print(f"\nfused multirun on SLURM, no-wait submit returned after {took:.1f} s (jobs {', '.join(ids)})")
+
+        # The printed collect command: the same multirun, into the resolved sweep folder.
+        lines = out.splitlines()
+        command = shlex.split(lines[next(i for i, ln in enumerate(lines) if "collect them with" in ln) + 1])
+        assert command[:3] in (["python", "-m", "harness.train"], [sys.executable, "-m", "harness.train"]), command
+        assert command[3:] == args
+        log_file = tmp_path / "collect.log"
+        t0 = time.monotonic()
+        with open(log_file, "w") as log:
+            proc = subprocess.Popen([sys.executable, *command[1:]], cwd=tmp_path, env=fused_env, stdout=log,
+                                    stderr=subprocess.STDOUT, text=True)
+            try:
+                _wait_for_line(log_file, proc, "waiting for them instead of submitting them again", 300)
+                subprocess.run(["scontrol", "release", *ids], check=True, timeout=30)
+                rc = proc.wait(timeout=600)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+        collected = time.monotonic() - t0
+    finally:
+        if ids:
+            subprocess.run(["scancel", *ids], timeout=30)
+    text = log_file.read_text(errors="replace")
+    assert rc == 0, f"{text[-3000:]}\n{_submitit_logs(sweep_dir)}"
+    assert "4 trained, 0 skipped" in text and "2 from an earlier command" in text, text[-3000:]
+    assert sorted(set(_slurm_job_ids(sweep_dir).values())) == ids  # waited for, not resubmitted
+    assert len(_submitit_job_dirs(sweep_dir)) == 2
+    _assert_same_as_local(sweep_dir, local_baseline)
+    print(f"the same command collected all 4 results after {collected:.1f} s")
+
+
+def test_fused_slurm_job_failure_marks_its_members_failed(slurm, tmp_path, fused_env):
+    sweep_dir = tmp_path / "sweep"
+    # The batch script exits before srun: the SLURM job fails without a result from submitit.
+    args = ["-m", "data=circle", "logger=none", "output.plots=false", "train.epochs=2", "optim.lr=0.01,0.1",
+            "hydra/launcher=fused", *ON_SLURM, "hydra.launcher.setup=['exit 3']", f"hydra.sweep.dir={sweep_dir}"]
+    proc = _harness(args, tmp_path, fused_env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]  # as locally: a failed group does not sink the sweep
+    (job_id,) = set(_slurm_job_ids(sweep_dir).values())
+    assert f"SLURM job {job_id}" in out and "failed" in out and "failed 2" in out, out[-3000:]
+    results = _job_results(sweep_dir)
+    assert sorted(results) == ["0", "1"]
+    for num, result in results.items():
+        assert result["status"] == "failed" and f"SLURM job {job_id}" in result["error"], result
+        assert (sweep_dir / num / ".hydra" / "overrides.yaml").is_file()

@@ -13,6 +13,12 @@ Hydra's sweeper expands the overrides into jobs as usual; this launcher then
 5. stores each member through Hydra's ``run_job``, so each job gets its usual folder,
    ``.hydra/`` files, callbacks and ``JobReturn``;
 6. hands plots and W&B runs to a background writer process, overlapped with compute.
+
+With ``hydra.launcher.backend=slurm`` steps 1-4 are the same; then each chunk becomes one
+SLURM job (submitit) that trains it and writes its members' folders, ``.hydra/`` files and
+extras exactly as above (:mod:`harness.sweep.remote`). By default the command waits, with a
+progress bar, and returns each job's stored result; ``hydra.launcher.wait=false`` returns
+right after submitting, and the same command run again collects (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -21,21 +27,30 @@ import copy
 import dataclasses
 import logging
 import os
+import shlex
 import shutil
 import sys
 import time
+from collections import Counter
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from harness.errors import ConfigError, DataError
 
 log = logging.getLogger("harness.fused")
+
+# The batch script's line before srun (as in conf/hydra/launcher/slurm.yaml): jobs get the
+# submitter's environment and Python; this re-activates the venv for shells that reset PATH.
+SETUP = ('if [ -n "$VIRTUAL_ENV" ] && [ -f "$VIRTUAL_ENV/bin/activate" ]; then . "$VIRTUAL_ENV/bin/activate"; fi',)
+BACKENDS = ("local", "slurm")
+POLL_S = 1.0  # backend=slurm: seconds between looks at the result files
+STATE_POLL_S, STATE_POLL_LATER_S = 2.0, 15.0  # between sacct calls: first minute, later
 
 
 @dataclasses.dataclass
@@ -49,6 +64,22 @@ class FusedLauncherConf:
     writer: str = "background"  # background: plots + W&B in a separate process | inline
     resume: bool = True  # skip jobs whose folder holds a result of the same config
     progress: bool = True  # rich progress bar and closing summary
+    backend: str = "local"  # local: train in this process | slurm: each chunk as one SLURM job
+    wait: bool = True  # slurm: wait for the jobs (progress bar) | false: submit, print, return
+    # SLURM job settings (backend=slurm), named as in conf/hydra/launcher/slurm.yaml
+    partition: Optional[str] = None  # null: the cluster's default partition
+    timeout_min: int = 60  # per SLURM job (one chunk); SLURM kills a job that runs longer
+    cpus_per_task: int = 2
+    gpus_per_node: Optional[int] = None  # e.g. 1 on a GPU partition
+    mem_gb: Optional[int] = 8  # also the memory budget of auto chunking (max_members=null)
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+    exclude: Optional[str] = None
+    gres: Optional[str] = None
+    setup: List[str] = dataclasses.field(default_factory=lambda: list(SETUP))  # lines run before srun
+    additional_parameters: Dict[str, Any] = dataclasses.field(default_factory=dict)  # any other sbatch option
+    submitit_folder: str = "${hydra.sweep.dir}/.submitit/%j"  # submitit's pickles and logs, per SLURM job
 
 
 @dataclasses.dataclass
@@ -66,7 +97,13 @@ class FusedLauncher(Launcher):
     """Hydra launcher that trains each compile group as one vmapped program."""
 
     def __init__(self, max_members: Optional[int] = None, memory_fraction: float = 0.5, wandb: str = "member",
-                 writer: str = "background", resume: bool = True, progress: bool = True) -> None:
+                 writer: str = "background", resume: bool = True, progress: bool = True, backend: str = "local",
+                 wait: bool = True, partition: Optional[str] = None, timeout_min: int = 60, cpus_per_task: int = 2,
+                 gpus_per_node: Optional[int] = None, mem_gb: Optional[int] = 8, account: Optional[str] = None,
+                 qos: Optional[str] = None, constraint: Optional[str] = None, exclude: Optional[str] = None,
+                 gres: Optional[str] = None, setup: Optional[Sequence[str]] = SETUP,
+                 additional_parameters: Optional[dict[str, Any]] = None,
+                 submitit_folder: str = ".submitit/%j") -> None:
         from harness.sweep.writer import MODES
 
         if wandb not in MODES:
@@ -75,12 +112,40 @@ class FusedLauncher(Launcher):
             raise ConfigError("hydra.launcher.writer", writer, ("background", "inline"))
         if max_members is not None and max_members < 1:
             raise ConfigError("hydra.launcher.max_members", max_members, "null or an integer >= 1")
+        if backend not in BACKENDS:
+            raise ConfigError("hydra.launcher.backend", backend, BACKENDS)
+        if not isinstance(timeout_min, int) or timeout_min < 1:
+            raise ConfigError("hydra.launcher.timeout_min", timeout_min, "an integer >= 1 (minutes)")
+        if not isinstance(cpus_per_task, int) or cpus_per_task < 1:
+            raise ConfigError("hydra.launcher.cpus_per_task", cpus_per_task, "an integer >= 1")
+        if gpus_per_node is not None and (not isinstance(gpus_per_node, int) or gpus_per_node < 0):
+            raise ConfigError("hydra.launcher.gpus_per_node", gpus_per_node, "null or an integer >= 0")
+        if mem_gb is not None and (not isinstance(mem_gb, (int, float)) or not mem_gb > 0):
+            raise ConfigError("hydra.launcher.mem_gb", mem_gb, "null or a number > 0 (GB)")
+        for key, value in (("partition", partition), ("account", account), ("qos", qos),
+                           ("constraint", constraint), ("exclude", exclude), ("gres", gres)):
+            if value is not None and not str(value).strip():
+                raise ConfigError(f"hydra.launcher.{key}", value, "null or a non-empty name")
+        if not str(submitit_folder or "").strip():
+            raise ConfigError("hydra.launcher.submitit_folder", submitit_folder, "a folder path")
         self.max_members = max_members
         self.memory_fraction = memory_fraction
         self.wandb = wandb
         self.writer_mode = writer
         self.resume = resume
         self.progress = progress
+        self.backend = backend
+        self.wait = bool(wait)
+        self.slurm = {
+            "partition": partition, "timeout_min": timeout_min, "cpus_per_task": cpus_per_task,
+            "gpus_per_node": gpus_per_node, "mem_gb": mem_gb, "account": account, "qos": qos,
+            "constraint": constraint, "exclude": exclude, "gres": gres,
+            "setup": [str(line) for line in (setup or [])],
+            "additional_parameters": (OmegaConf.to_container(additional_parameters, resolve=True)
+                                      if OmegaConf.is_config(additional_parameters)
+                                      else dict(additional_parameters or {})),
+        }
+        self.submitit_folder = os.path.abspath(str(submitit_folder))
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
@@ -154,6 +219,8 @@ class FusedLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         try:
+            if self.backend == "slurm" and shutil.which("sbatch") is None:
+                raise ConfigError("hydra.launcher.backend", "slurm", "local, or slurm where SLURM's sbatch is on PATH")
             jobs = self._compose_all(job_overrides, initial_job_idx)
             self._validate(jobs)
         except (ConfigError, _JobError) as exc:
@@ -176,6 +243,30 @@ def _remove_if_only_multirun_yaml(sweep_dir: Path) -> None:
         shutil.rmtree(sweep_dir, ignore_errors=True)
 
 
+@dataclasses.dataclass
+class _Chunk:
+    """A piece of a compile group that trains as one program (one SLURM job on SLURM)."""
+
+    group: int  # index of the group
+    groups: int  # number of groups
+    group_size: int  # members of the whole group
+    index: int  # index of the chunk in its group
+    count: int  # chunks of the group
+    jobs: list[Job]
+    pad_to: int  # chunks of a group are padded to the largest: one program
+
+
+@dataclasses.dataclass
+class _Submitted:
+    """A SLURM job that trains some jobs of this sweep."""
+
+    handle: Any  # submitit's SlurmJob
+    jobs: list[Job]
+    label: str
+    earlier: bool = False  # submitted by an earlier command (found in slurm_jobs.json)
+    done: bool = False
+
+
 class _Run:
     """One launch: resume, plan, compute, store, write extras, summarize."""
 
@@ -186,11 +277,25 @@ class _Run:
         self.stats = {"groups": 0, "chunks": 0, "members": 0, "skipped": 0, "compile_s": 0.0, "run_s": 0.0,
                       "diverged": 0, "failed": 0}
         self.writer = None
+        self.sweep_dir = Path(str(launcher.config.hydra.sweep.dir)).absolute()
 
     def execute(self) -> list[JobReturn]:
-        from harness.sweep.plan import plan_groups
-
         started = time.perf_counter()
+        pending = self._resume()
+        if self.launcher.backend == "slurm":
+            from harness.sweep.remote import Tracker
+
+            self.tracker = Tracker(self.sweep_dir)
+            earlier, pending = self._attach(pending)
+            self._execute_slurm(self._plan(pending), earlier)
+        else:
+            self._execute_local(self._plan(pending))
+        self.stats["wall_s"] = time.perf_counter() - started
+        self._summarize()
+        return [self.returns[j.idx] for j in self.jobs]
+
+    def _resume(self) -> list[Job]:
+        """Jobs without a stored result of their config; the others get their stored return."""
         pending = []
         for job in self.jobs:
             stored = self.launcher._stored(job)
@@ -201,24 +306,33 @@ class _Run:
                 self.stats["skipped"] += 1
         if self.stats["skipped"]:
             log.info(f"resume: {self.stats['skipped']} of {len(self.jobs)} jobs already have results; skipping them")
+        return pending
+
+    def _plan(self, pending: list[Job]) -> list[_Chunk]:
+        """Compile groups of the pending jobs, each split into chunks that fit in memory."""
+        from harness.sweep.plan import plan_groups
+
         groups = plan_groups([j.cfg for j in pending])
         self.stats["groups"] = len(groups)
+        planned = []
+        for g, group in enumerate(groups):
+            members = [pending[i] for i in group.members]
+            chunks = self._chunks(members)
+            for k, chunk in enumerate(chunks):
+                planned.append(_Chunk(g, len(groups), len(members), k, len(chunks), chunk, len(chunks[0])))
+        return planned
+
+    def _execute_local(self, chunks: list[_Chunk]) -> None:
+        pending = [job for chunk in chunks for job in chunk.jobs]
         self._start_writer(pending)
         with _progress(self.launcher.progress, len(pending)) as progress:
-            for g, group in enumerate(groups):
-                members = [pending[i] for i in group.members]
-                chunks = self._chunks(members)
-                for chunk in chunks:
-                    progress.describe(f"group {g + 1}/{len(groups)} ({len(members)} members)")
-                    # Chunks differ by at most one member: pad to the largest, one program.
-                    self._run_chunk(chunk, pad_to=len(chunks[0]))
-                    progress.advance(len(chunk))
+            for chunk in chunks:
+                progress.describe(f"group {chunk.group + 1}/{chunk.groups} ({chunk.group_size} members)")
+                self._run_chunk(chunk.jobs, pad_to=chunk.pad_to)
+                progress.advance(len(chunk.jobs))
             if self.writer is not None:
                 progress.describe("writing plots and W&B runs")
                 self.writer.close(on_progress=lambda done, total: progress.writer(done, total))
-        self.stats["wall_s"] = time.perf_counter() - started
-        self._summarize()
-        return [self.returns[j.idx] for j in self.jobs]
 
     def _start_writer(self, pending: list[Job]) -> None:
         cfg0 = pending[0].cfg if pending else None
@@ -232,11 +346,16 @@ class _Run:
             self.writer = BackgroundWriter()
 
     def _chunks(self, members: list[Job]) -> list[list[Job]]:
-        from harness.sweep.chunking import chunk_sizes, max_members
+        from harness.sweep.chunking import chunk_sizes, max_members, member_bytes
         from harness.sweep.engine import dataset_for
 
         limit = self.launcher.max_members
-        if limit is None:
+        mem_gb = self.launcher.slurm["mem_gb"]
+        if limit is None and self.launcher.backend == "slurm" and mem_gb:
+            # The chunk runs in a SLURM job: budget its memory, not this machine's.
+            per_member = max(member_bytes(members[0].cfg, dataset_for(members[0].cfg)), 1)
+            limit = max(1, int(mem_gb * 2**30 * self.launcher.memory_fraction // per_member))
+        elif limit is None:
             limit = max_members(members[0].cfg, dataset_for(members[0].cfg), self.launcher.memory_fraction)
         chunks, start = [], 0
         for size in chunk_sizes(len(members), limit):
@@ -290,9 +409,12 @@ class _Run:
         return run_job(hydra_context=self.launcher.hydra_context, task_function=task, config=job.sweep_config,
                        job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir", configure_logging=False)
 
+    def _member_wandb(self, job: Job) -> str:
+        """``member`` when the job gets its own W&B run, else ``none``."""
+        return "member" if self.launcher.wandb == "member" and job.cfg.logger.name == "wandb" else "none"
+
     def _queue_member(self, job: Job) -> None:
-        wandb = self.launcher.wandb if job.cfg.logger.name == "wandb" else "none"
-        member_wandb = "member" if wandb == "member" else "none"
+        member_wandb = self._member_wandb(job)
         if self.writer is not None:
             self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb)
         elif job.cfg.output.plots or member_wandb == "member":
@@ -300,25 +422,225 @@ class _Run:
 
             write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb)
 
-    def _queue_group_run(self, chunk: list[Job]) -> None:
+    def _group_run_args(self, chunk: list[Job]) -> Optional[dict[str, Any]]:
+        """The chunk's W&B group run (``hydra.launcher.wandb=group``), or None."""
         if self.launcher.wandb != "group" or chunk[0].cfg.logger.name != "wandb":
-            return
+            return None
         from harness.sweep.plan import group_key
 
-        logger = OmegaConf.to_container(chunk[0].cfg.logger, resolve=True)
-        group_dir = chunk[0].run_dir.parent
-        name = f"group-{group_key(chunk[0].cfg)}-{chunk[0].idx}"
-        run_dirs = [str(j.run_dir) for j in chunk]
+        return {"group_dir": str(chunk[0].run_dir.parent), "run_dirs": [str(j.run_dir) for j in chunk],
+                "logger": OmegaConf.to_container(chunk[0].cfg.logger, resolve=True),
+                "name": f"group-{group_key(chunk[0].cfg)}-{chunk[0].idx}"}
+
+    def _queue_group_run(self, chunk: list[Job]) -> None:
+        args = self._group_run_args(chunk)
+        if args is None:
+            return
         if self.writer is not None:
-            self.writer.group(group_dir, run_dirs, logger, name)
+            self.writer.group(args["group_dir"], args["run_dirs"], args["logger"], args["name"])
         else:
             from harness.sweep.writer import write_group_run
 
-            write_group_run(str(group_dir), run_dirs, logger, name)
+            write_group_run(args["group_dir"], args["run_dirs"], args["logger"], args["name"])
+
+    # -- SLURM (backend=slurm) --------------------------------------------------------------
+
+    def _attach(self, pending: list[Job]) -> tuple[list[_Submitted], list[Job]]:
+        """Split off jobs that an earlier command submitted and that are still pending or
+        running on the cluster (``slurm_jobs.json``): they are waited for, not resubmitted."""
+        from harness.sweep import remote
+
+        self.baseline = {job.idx: _result_mtime(job) for job in pending}  # stale records do not count
+        self.hashes: dict[int, str] = {}
+        if not self.launcher.resume or not self.tracker.jobs:
+            return [], pending
+        by_slurm_job: dict[tuple[str, str], list[Job]] = {}
+        for job in pending:
+            entry = self.tracker.get(job.idx)
+            if entry and entry.get("config_hash") == self._hash(job):
+                by_slurm_job.setdefault((str(entry["folder"]), str(entry["slurm_job_id"])), []).append(job)
+        if not by_slurm_job:
+            return [], pending
+        handles = {key: remote.slurm_job(*key) for key in by_slurm_job}
+        remote.refresh_states(next(iter(handles.values())))  # one sacct call for all of them
+        earlier = [_Submitted(handle, by_slurm_job[key], f"SLURM job {key[1]} (submitted earlier)", earlier=True)
+                   for key, handle in handles.items() if remote.in_flight(handle)]
+        taken = {job.idx for s in earlier for job in s.jobs}
+        if earlier:
+            log.info(f"{len(taken)} jobs are still pending or running in SLURM jobs "
+                     f"{', '.join(s.handle.job_id for s in earlier)} from an earlier command; "
+                     "waiting for them instead of submitting them again")
+        return earlier, [job for job in pending if job.idx not in taken]
+
+    def _execute_slurm(self, chunks: list[_Chunk], earlier: list[_Submitted]) -> None:
+        self.stats["chunks"] = len(chunks)
+        submitted = self._submit(chunks) if chunks else []
+        self.stats["submitted"], self.stats["earlier"] = len(submitted), len(earlier)
+        waiting = earlier + (submitted if self.launcher.wait else [])
+        if waiting:
+            self._wait(waiting)
+        if not self.launcher.wait:
+            for s in submitted:
+                for job in s.jobs:
+                    self.returns[job.idx] = _submitted_return(job)
+            if submitted:
+                self._tell_how_to_collect(submitted)
+
+    def _submit(self, chunks: list[_Chunk]) -> list[_Submitted]:
+        """One SLURM job per chunk, recorded in ``slurm_jobs.json`` as soon as it is submitted."""
+        from harness.sweep import remote
+
+        name = str(self.launcher.config.hydra.job.name)
+        executor = remote.executor(self.launcher.submitit_folder, self.launcher.slurm, name)
+        submitted: list[_Submitted] = []
+        for chunk in chunks:
+            several = chunk.count > 1
+            where = f"group {chunk.group + 1}/{chunk.groups}"
+            where += f" chunk {chunk.index + 1}/{chunk.count}" if several else ""
+            executor.update_parameters(name=f"{name}-g{chunk.group + 1}" + (f"c{chunk.index + 1}" if several else ""))
+            spec = self._chunk_spec(chunk)
+            try:
+                handle = executor.submit(remote.run_chunk, spec)
+            except Exception as exc:  # noqa: BLE001 - sbatch refused (partition, limits, ...)
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                detail = " ".join(str(exc).split())
+                message = f"error: submitting {where} to SLURM failed: {type(exc).__name__}: {detail}"
+                if submitted:
+                    message += (f" (SLURM jobs {', '.join(s.handle.job_id for s in submitted)} were submitted "
+                                "before and keep running; rerun the command to collect them)")
+                print(message, file=sys.stderr)
+                raise SystemExit(1)
+            self.tracker.record({job.idx: {"slurm_job_id": handle.job_id, "folder": self.launcher.submitit_folder,
+                                           "config_hash": self._hash(job)} for job in chunk.jobs})
+            label = f"SLURM job {handle.job_id} ({where}, {len(chunk.jobs)} jobs)"
+            submitted.append(_Submitted(handle, chunk.jobs, label))
+        log.info(f"submitted {len(submitted)} SLURM jobs for {sum(len(c.jobs) for c in chunks)} jobs: "
+                 + ", ".join(s.label[len("SLURM job "):] for s in submitted))
+        return submitted
+
+    def _chunk_spec(self, chunk: _Chunk) -> dict[str, Any]:
+        """Everything the SLURM job needs, as plain data (see :func:`harness.sweep.remote.run_chunk`)."""
+        members = []
+        for job in chunk.jobs:
+            output_subdir, files = _hydra_files(job)
+            members.append({"idx": job.idx, "run_dir": str(job.run_dir), "overrides": list(job.overrides),
+                            "cfg": OmegaConf.to_container(job.cfg, resolve=True), "hydra_files": files,
+                            "output_subdir": output_subdir, "wandb": self._member_wandb(job)})
+        return {"members": members, "pad_to": chunk.pad_to, "group_run": self._group_run_args(chunk.jobs)}
+
+    def _wait(self, waiting: list[_Submitted]) -> None:
+        """Poll until every SLURM job has ended: members done (result files) and job states
+        on a progress bar; then one return per job from its stored result."""
+        from harness.sweep import remote
+
+        left = {job.idx: job for s in waiting for job in s.jobs}
+        started, refreshed = time.monotonic(), float("-inf")
+        with _progress(self.launcher.progress, len(left)) as progress:
+            try:
+                while True:
+                    for idx, job in list(left.items()):
+                        if self._new_result(job) is not None:
+                            del left[idx]
+                            progress.advance(1)
+                    now = time.monotonic()
+                    if now - refreshed >= (STATE_POLL_S if now - started < 60 else STATE_POLL_LATER_S):
+                        remote.refresh_states(waiting[0].handle)  # one sacct call for all jobs
+                        refreshed = now
+                    for s in waiting:
+                        if not s.done and remote.ended(s.handle):
+                            s.done = True
+                            self._finish(s)
+                            for job in s.jobs:
+                                if left.pop(job.idx, None) is not None:
+                                    progress.advance(1)
+                    running = [s for s in waiting if not s.done]
+                    if not running:
+                        progress.describe(f"SLURM jobs {len(waiting)}/{len(waiting)} done")
+                        break
+                    states = Counter(remote.state(s.handle).lower() for s in running)
+                    progress.describe(f"SLURM jobs {len(waiting) - len(running)}/{len(waiting)} done, "
+                                      + ", ".join(f"{n} {state}" for state, n in sorted(states.items())))
+                    time.sleep(POLL_S)
+            except KeyboardInterrupt:
+                log.warning("stopped waiting; the SLURM jobs keep running. The same command collects them:\n  "
+                            + _collect_command(self.sweep_dir))
+                raise
+        for s in waiting:
+            for job in s.jobs:
+                if job.idx in self.returns:
+                    continue
+                result = self._new_result(job)
+                if result is None:
+                    self.returns[job.idx] = self._store_failed(job, RuntimeError(f"{s.label} ended without a result"))
+                    continue
+                self.stats["diverged"] += result.get("status") == "diverged"
+                self.stats["failed"] += result.get("status") == "failed"
+                self.returns[job.idx] = _stored_return(job, result)
+
+    def _finish(self, s: _Submitted) -> None:
+        """A SLURM job has ended: take its timings, or log its error and mark its jobs that
+        have no result as failed."""
+        try:
+            out = s.handle.result()
+        except Exception as exc:  # noqa: BLE001 - one failed SLURM job must not sink the sweep
+            from harness.sweep import remote
+
+            state = remote.state(s.handle)
+            state = "" if state == "FINISHED" else f" (state {state})"  # FINISHED: an exception in the job
+            log.error(f"{s.label} failed{state}; its jobs without a result are marked failed. submitit says: {exc}")
+            lines = [ln for ln in str(exc).splitlines()
+                     if ln.strip() and not ln.startswith((" ", "-", "\t", "You can check", "Traceback", "Job "))]
+            reason = lines[-1] if lines else type(exc).__name__
+            error = RuntimeError(f"{s.label} failed{state}: {reason}; logs: {s.handle.paths.stderr}")
+            for job in s.jobs:
+                if self._new_result(job) is None:
+                    self.returns[job.idx] = self._store_failed(job, error)
+            return
+        self.stats["compile_s"] += float(out.get("compile_s", 0.0))
+        self.stats["run_s"] += float(out.get("run_s", 0.0))
+        self.stats["members"] += len(out.get("statuses", {}))
+        log.info(f"{s.label} done on {out.get('host')}: compile {out.get('compile_s', 0):.1f}s "
+                 f"run {out.get('run_s', 0):.1f}s, in the job {out.get('wall_s', 0):.1f}s")
+
+    def _hash(self, job: Job) -> str:
+        from harness.results import config_hash
+
+        if job.idx not in self.hashes:
+            self.hashes[job.idx] = config_hash(job.cfg)
+        return self.hashes[job.idx]
+
+    def _new_result(self, job: Job) -> Optional[dict[str, Any]]:
+        """The job's result if one of its config was stored since this command started."""
+        from harness import store
+
+        mtime = _result_mtime(job)
+        if mtime is None or mtime == self.baseline.get(job.idx):
+            return None
+        result = store.read_result(job.run_dir)
+        return result if result and result.get("config_hash") == self._hash(job) else None
+
+    def _tell_how_to_collect(self, submitted: list[_Submitted]) -> None:
+        ids = [s.handle.job_id for s in submitted]
+        n = sum(len(s.jobs) for s in submitted)
+        log.info(f"not waiting (hydra.launcher.wait=false): {n} jobs are in SLURM jobs {', '.join(ids)} "
+                 f"(squeue -j {','.join(ids)}); their results land in {self.sweep_dir}/<job num>/")
+        log.info("collect them with the same command (it skips finished jobs, waits for the SLURM jobs still "
+                 "pending or running, and submits only what failed):\n  " + _collect_command(self.sweep_dir))
 
     def _summarize(self) -> None:
         s = self.stats
         rate = s["members"] / s["wall_s"] if s["wall_s"] > 0 else float("nan")
+        if self.launcher.backend == "slurm":
+            earlier = f", {s['earlier']} from an earlier command" if s["earlier"] else ""
+            waited = "" if self.launcher.wait or not s["submitted"] else " (not waited for)"
+            log.info(
+                f"fused sweep on SLURM: {len(self.jobs)} jobs | {s['groups']} groups in {s['chunks']} chunks | "
+                f"SLURM jobs: {s['submitted']} submitted{waited}{earlier} | {s['members']} trained, "
+                f"{s['skipped']} skipped | diverged {s['diverged']}, failed {s['failed']} | "
+                f"compile {s['compile_s']:.1f}s run {s['run_s']:.1f}s (in the jobs) wall {s['wall_s']:.1f}s"
+            )
+            return
         log.info(
             f"fused sweep: {len(self.jobs)} jobs | {s['groups']} groups in {s['chunks']} chunks | "
             f"{s['members']} trained, {s['skipped']} skipped | diverged {s['diverged']}, failed {s['failed']} | "
@@ -334,6 +656,60 @@ def _stored_return(job: Job, result: dict[str, Any]) -> JobReturn:
     ret.status = JobStatus.COMPLETED
     ret.return_value = result.get("metrics", {})
     return ret
+
+
+def _submitted_return(job: Job) -> JobReturn:
+    """A JobReturn for a job submitted to SLURM and not waited for: completed, no value."""
+    ret = _stored_return(job, {})
+    ret.return_value = None
+    return ret
+
+
+def _result_mtime(job: Job) -> Optional[int]:
+    try:
+        return (job.run_dir / "result.json").stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _hydra_files(job: Job) -> tuple[Optional[str], dict[str, str]]:
+    """The text of the job's ``.hydra/`` files, as Hydra's ``run_job`` writes them locally
+    (``config.yaml``, ``hydra.yaml`` with ``hydra.runtime.output_dir`` set, ``overrides.yaml``),
+    and the subfolder they go to (``hydra.output_subdir``; None: no files)."""
+    config = copy.deepcopy(job.sweep_config)
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = os.path.abspath(job.run_dir)
+    saved = HydraConfig.instance().cfg
+    try:
+        HydraConfig.instance().set_config(config)
+        task_cfg = copy.deepcopy(config)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+        files = {"config.yaml": OmegaConf.to_yaml(task_cfg), "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+                 "overrides.yaml": OmegaConf.to_yaml(config.hydra.overrides.task)}
+        subdir = config.hydra.output_subdir
+    finally:
+        HydraConfig.instance().cfg = saved
+    return (None if subdir is None else str(subdir)), files
+
+
+def _collect_command(sweep_dir: Path) -> str:
+    """This command line again, into the same sweep folder (resolved, so ``${now:...}`` does
+    not make a new one)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        python = shutil.which("python")
+        same = python is not None and os.path.realpath(python) == os.path.realpath(sys.executable)
+        head = ["python" if same else sys.executable, "-m", module]
+    else:
+        program = sys.argv[0]
+        found = shutil.which(os.path.basename(program))
+        same = found is not None and os.path.exists(program) and os.path.samefile(found, program)
+        head = [os.path.basename(program) if same else program]
+    args = [a for a in sys.argv[1:] if a.split("=", 1)[0].lstrip("+") != "hydra.sweep.dir"]
+    return " ".join(shlex.quote(a) for a in head + args + [f"hydra.sweep.dir={sweep_dir}"])
 
 
 class _progress:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -54,18 +55,18 @@ class SweepComposer:
         if template is None or template[1] != keys:
             cfg = self.config_loader.load_sweep_config(self.master_config, list(overrides))
             self.hydra_composed += 1
-            if template is None:
-                self.templates[structure] = (cfg, keys)
+            if template is None:  # a pristine copy: the launcher marks the job's own hydra node read-only
+                self.templates[structure] = (copy.deepcopy(cfg), keys)
             return cfg
         cfg = copy.deepcopy(template[0])
-        with read_write(cfg), open_dict(cfg.hydra):
-            for o in values:
-                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+        for o in values:
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)
+        # Hydra marks these nodes read-only; each needs its own permission.
+        with read_write(cfg.hydra.overrides), open_dict(cfg.hydra.overrides):
             cfg.hydra.overrides.task = list(overrides)
-            job_cfg = cfg.hydra.job.config.override_dirname
-            from hydra._internal.config_loader_impl import get_overrides_dirname
-
+        with read_write(cfg.hydra.job), open_dict(cfg.hydra.job):
+            sep = cfg.hydra.job.config.override_dirname
             cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=parsed, kv_sep=job_cfg.kv_sep, item_sep=job_cfg.item_sep, exclude_keys=job_cfg.exclude_keys
+                overrides=parsed, kv_sep=sep.kv_sep, item_sep=sep.item_sep, exclude_keys=list(sep.exclude_keys)
             )
         return cfg

@@ -4,8 +4,9 @@
 
 Hydra's sweeper expands the overrides into jobs as usual; this launcher then
 
-1. composes every job's config (Hydra's own ``load_sweep_config``, so interpolations and
-   defaults behave exactly as under the basic launcher) and expands quasi-random searches;
+1. composes every job's config (Hydra's own ``load_sweep_config`` once per structure, plain
+   typed updates for the numbers that differ: :mod:`harness.sweep.compose`) and expands
+   quasi-random searches;
 2. validates all of them before any compute — a bad job ends the sweep with one line;
 3. skips jobs whose folder already holds a result of the same config (resume);
 4. groups the rest by static settings, splits groups that would not fit in memory into
@@ -147,6 +148,7 @@ class FusedLauncher(Launcher):
         }
         self.submitit_folder = os.path.abspath(str(submitit_folder))
         self.config: Optional[DictConfig] = None
+        self._composer = None  # SweepComposer, made on first use
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
 
@@ -158,7 +160,22 @@ class FusedLauncher(Launcher):
     # -- composing and checking ------------------------------------------------------------
 
     def _compose(self, overrides: list[str], idx: int) -> Job:
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        from omegaconf.errors import OmegaConfBaseException
+
+        if self._composer is None:
+            from harness.cli import CONF_DIR
+            from harness.sweep.compose import SweepComposer
+
+            groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
+            self._composer = SweepComposer(self.hydra_context.config_loader, self.config, groups)
+        try:
+            sweep_config = self._composer.compose(list(overrides))
+        except OmegaConfBaseException as exc:  # a value the schema rejects (Hydra would say the same)
+            from harness.hydra_errors import one_line
+
+            wrapped = Exception(str(exc))
+            wrapped.__cause__ = exc
+            raise _JobError(f"job #{idx} [{' '.join(overrides)}]: {one_line(wrapped)}") from exc
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = idx
             sweep_config.hydra.job.num = idx
@@ -673,24 +690,21 @@ def _result_mtime(job: Job) -> Optional[int]:
 
 
 def _hydra_files(job: Job) -> tuple[Optional[str], dict[str, str]]:
-    """The text of the job's ``.hydra/`` files, as Hydra's ``run_job`` writes them locally
+    """The text of the job's ``.hydra/`` files as Hydra's ``run_job`` writes them
     (``config.yaml``, ``hydra.yaml`` with ``hydra.runtime.output_dir`` set, ``overrides.yaml``),
     and the subfolder they go to (``hydra.output_subdir``; None: no files)."""
-    config = copy.deepcopy(job.sweep_config)
+    config = job.sweep_config  # run_job sets output_dir on the config it is given, too
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = os.path.abspath(job.run_dir)
     saved = HydraConfig.instance().cfg
     try:
         HydraConfig.instance().set_config(config)
-        task_cfg = copy.deepcopy(config)
-        with read_write(task_cfg), open_dict(task_cfg):
-            del task_cfg["hydra"]
-        hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
-        files = {"config.yaml": OmegaConf.to_yaml(task_cfg), "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+        files = {"config.yaml": OmegaConf.to_yaml(job.cfg),  # = the config minus hydra, as run_job's
+                 "hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),
                  "overrides.yaml": OmegaConf.to_yaml(config.hydra.overrides.task)}
-        subdir = config.hydra.output_subdir
     finally:
         HydraConfig.instance().cfg = saved
+    subdir = config.hydra.output_subdir
     return (None if subdir is None else str(subdir)), files
 
 

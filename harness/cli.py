@@ -24,19 +24,19 @@ from omegaconf import DictConfig
 
 from harness.config import register_configs
 from harness.errors import ConfigError, DataError
+from harness.hydra_errors import EXIT_CONFIG_ERROR
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-EXIT_CONFIG_ERROR = 2
 log = logging.getLogger("harness")
 
 
-def fail(message: str, run_dir: str | None = None) -> None:
+def fail(error: Exception, run_dir: str | None = None) -> None:
     """Report a user error on one line, remove what this job created, exit non-zero."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise
     if run_dir:
         remove_job_dir(run_dir)
-    print(f"error: {message}", file=sys.stderr)
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"error: {error}", file=sys.stderr)
     raise SystemExit(EXIT_CONFIG_ERROR)
 
 
@@ -68,7 +68,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         dataset = dataset_for(cfg)
         validate_with_data(cfg, dataset)
     except (ConfigError, DataError) as exc:
-        fail(str(exc), run_dir)
+        fail(exc, run_dir)
     group = run_group([cfg], dataset=dataset)
     result = store_member(run_dir, cfg, group.outputs[0], group, overrides)
     plot_member(run_dir, cfg, result)

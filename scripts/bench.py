@@ -656,7 +656,7 @@ def bench_workload(w: Workload, runner: Runner, peak: dict[str, Any], seed: int,
         res["label"] = label
         variants[name] = res
         if res.get("ok"):
-            print(f"{res['total_s']:.1f}s total, {res['total_s'] / len(configs):.3f}s per config"
+            print(f"{res['total_s']:.1f}s total, {res['total_s'] / res.get('configs', len(configs)):.3f}s per config"
                   + (" (extrapolated)" if res.get("extrapolated") else ""), flush=True)
         else:
             print(f"FAILED ({res.get('error') or 'rc=' + str(res.get('rc'))}; log {res.get('log')})", flush=True)
@@ -1080,7 +1080,7 @@ def workload_table(r: dict[str, Any]) -> str:
         if lw:
             notes.append(
                 f"fused cold: {fused['wall_s']:.1f}s in all = {fused['wall_s'] - lw:.1f}s before the launcher's clock "
-                f"(interpreter, imports, Hydra composing every job twice — sweeper check + launcher — and validation) "
+                f"(interpreter, imports, composing the jobs' configs, validation) "
                 f"+ {lw:.1f}s in the launcher, of which compile {fused['launcher_compile_s']:.1f}s and run "
                 f"{fused['launcher_run_s']:.1f}s ({fused['programs']} program(s)); "
                 f"{r['sweep_steps'] / max(fused['run_s'], 1e-9):,.0f} member-steps/s in the run phase")
@@ -1168,6 +1168,22 @@ def targets(all_results: dict[str, dict[str, Any]]) -> str:
                 rows.append(f"| W&B adds ≤20% to a fused sweep (wandb={k}) | spiral | {o:+.0f}% wall, {oc:+.0f}% CPU "
                             f"(least of {w.get('rounds')} runs each) | {'yes' if o <= 20 else 'no'} |")
     return "\n".join(rows) + "\n"
+
+
+def code_state() -> str:
+    """The harness code measured: commit, plus a digest of uncommitted changes to it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD", "--", "harness", "hydra_plugins", "conf"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not diff:
+        return head or "unknown"
+    import hashlib
+
+    return f"{head}+uncommitted-{hashlib.sha256(diff.encode()).hexdigest()[:8]}"
 
 
 def machine() -> dict[str, Any]:
@@ -1276,6 +1292,8 @@ def main() -> int:
     status = 0
     for name in names:
         t0 = time.perf_counter()
+        code_before = code_state()
+        load_start = loadavg()
         peak: dict[str, Any] = {}
         if name == "wandb":
             r = bench_wandb(wls["spiral"], runner)
@@ -1295,9 +1313,14 @@ def main() -> int:
         r["machine"] = mach
         r["script_s"] = time.perf_counter() - t0
         r["load_end"] = loadavg()
+        r["code"] = code_before
+        code_after = code_state()
+        code = (f"harness code {code_before}" if code_after == code_before else
+                f"**the harness code changed during this run** ({code_before} at the start, {code_after} at the end)")
         header = (f"Machine: {mach['nproc']} cores, {mach.get('cpu')}, {mach.get('mem_gib')} GiB; load average at "
-                  f"start {mach['uptime'].split('load average:')[-1].strip()}, at end {r['load_end']}; this workload "
-                  f"took {r['script_s']:.0f}s of the script{' (--quick)' if args.quick else ''}.\n\n")
+                  f"start {load_start}, "
+                  f"at end {r['load_end']}; {code}; this workload took {r['script_s']:.0f}s of the script"
+                  f"{' (--quick)' if args.quick else ''}.\n\n")
         body = header + body
         if "commands" in r:
             body += "\nCommands (each timed from process start to exit):\n\n```bash\n" + "\n".join(r["commands"]) + "\n```\n"

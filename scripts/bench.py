@@ -5,7 +5,8 @@
     python scripts/bench.py --workload mnist1d_cnn     # MNIST-1D reference CNN, Adam
     python scripts/bench.py --workload mnist1d_gru     # MNIST-1D reference bidirectional GRU, Adam
     python scripts/bench.py --workload wandb           # what W&B adds to a fused spiral sweep
-    python scripts/bench.py --workload all             # all four, one after another
+    python scripts/bench.py --workload profile         # compile/run vs members, convs in loops, composing
+    python scripts/bench.py --workload all             # all five, one after another
     python scripts/bench.py --workload spiral --quick  # a small version (a few minutes)
 
 One run of the script measures, on this machine, for the same sweep and the same budgets,
@@ -1004,8 +1005,9 @@ def profile_table(r: dict[str, Any]) -> str:
     for x in conv.get("rows", []):
         lines.append(f"| {x['conv']} | {x['what']} | {x['compile_and_first_s']:.2f} | {x['ms_per_member_step']:.2f} |")
     comp = parts.get("compose", {})
-    lines += ["", "**Composing configs** (Hydra's basic sweeper composes each job once to check it, the fused "
-              "launcher once more):", "", "| what | ms per job |", "|---|---|"]
+    lines += ["", "**Composing configs**: what Hydra costs per composed job (the basic sweeper composes every job "
+              "once to check it and the basic launcher once more; the fused launcher composes one job per structure "
+              "and copies and updates that for the others):", "", "| what | ms per job |", "|---|---|"]
     for x in comp.get("rows", []):
         lines.append(f"| {x['what']} | {x['ms']:.1f} |")
     return "\n".join(lines) + "\n"
@@ -1171,19 +1173,22 @@ def targets(all_results: dict[str, dict[str, Any]]) -> str:
 
 
 def code_state() -> str:
-    """The harness code measured: commit, plus a digest of uncommitted changes to it."""
+    """The harness code measured: the commit, and a digest of the files under harness/,
+    hydra_plugins/ and conf/ as they are on disk (other commits do not change it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for d in ("harness", "hydra_plugins", "conf"):
+        for f in sorted((ROOT / d).rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".yaml", ".yml"):
+                h.update(str(f.relative_to(ROOT)).encode())
+                h.update(f.read_bytes())
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               timeout=30).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD", "--", "harness", "hydra_plugins", "conf"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not diff:
-        return head or "unknown"
-    import hashlib
-
-    return f"{head}+uncommitted-{hashlib.sha256(diff.encode()).hexdigest()[:8]}"
+        head = ""
+    return f"{head or 'unknown'} (code digest {h.hexdigest()[:10]})"
 
 
 def machine() -> dict[str, Any]:
@@ -1215,13 +1220,26 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def machine_md(m: dict[str, Any], peak: dict[str, Any] | None) -> str:
+def previous_peaks(doc: Path) -> dict[str, Any]:
+    """Per-workload peaks recorded in the doc's machine block (kept across runs)."""
+    try:
+        m = re.search(r"<!-- bench:machine:begin -->.*?<!-- data: (.*?) -->", doc.read_text(), re.S)
+        return dict(json.loads(m.group(1).replace("- -", "--")).get("peaks") or {}) if m else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def machine_md(m: dict[str, Any], peak: dict[str, Any] | None, peaks: dict[str, Any] | None = None) -> str:
     vs = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     p = (peak or {}).get("gflops") or {}
     peak_s = ", ".join(f"{n}×{n}: {g:.0f} GFLOP/s" for n, g in p.items()) or "not measured"
+    per = "; ".join(f"{w}: {max(x['gflops'].values()):.0f} GFLOP/s ({x.get('when')})"
+                    for w, x in (peaks or {}).items() if x.get("gflops"))
     return (f"- {m['nproc']} CPU cores ({m.get('cpu')}; {m.get('simd', '')}), {m.get('mem_gib')} GiB memory, "
             f"Python {m['python']}, {m['platform']}\n- versions: {vs}\n"
-            f"- f32 matmul peak (jitted, best of 15 at the start and 15 at the end of the workload): {peak_s}\n- `uptime` at the start: {m['uptime']}\n")
+            f"- f32 matmul peak (jitted, best of 15 at the start and 15 at the end of a workload; each table "
+            f"uses its own): last measured {peak_s}" + (f"; by workload: {per}" if per else "") +
+            f"\n- `uptime` at the start of the last run: {m['uptime']}\n")
 
 
 def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
@@ -1315,7 +1333,8 @@ def main() -> int:
         r["load_end"] = loadavg()
         r["code"] = code_before
         code_after = code_state()
-        code = (f"harness code {code_before}" if code_after == code_before else
+        same = code_after.split("(")[-1] == code_before.split("(")[-1]
+        code = (f"harness code {code_before}" if same else
                 f"**the harness code changed during this run** ({code_before} at the start, {code_after} at the end)")
         header = (f"Machine: {mach['nproc']} cores, {mach.get('cpu')}, {mach.get('mem_gib')} GiB; load average at "
                   f"start {load_start}, "
@@ -1331,7 +1350,9 @@ def main() -> int:
         if doc is not None:
             write_doc(doc, name, body, r)
             if peak:  # a wandb-only run measures no peak: keep the block as it is
-                write_doc(doc, "machine", machine_md(mach, peak), {"machine": mach, "peak": peak})
+                peaks = previous_peaks(doc)
+                peaks[name] = {"gflops": peak.get("gflops"), "when": r.get("when")}
+                write_doc(doc, "machine", machine_md(mach, peak, peaks), {"machine": mach, "peak": peak, "peaks": peaks})
     if doc is not None:
         print(f"updated {doc}")
     print(f"logs and runs kept in {root}")

@@ -18,6 +18,7 @@ from harness.train.optim import OPTIMIZERS, SCHEDULES
 
 REGULARIZERS = ("none", "l1", "l2")
 LOGGERS = ("wandb", "none")
+MAX_STEPS = 2**31 - 1  # step counters are int32 inside the compiled program
 
 
 def _number(key: str, value: Any, *, low: float | None = None, high: float | None = None,
@@ -46,11 +47,31 @@ def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(key, value, allowed)
 
 
+def _known_keys(cfg: DictConfig) -> None:
+    """Keys the schema does not know (``+optim.lr_decay=...`` adds one silently) are errors."""
+    import dataclasses
+
+    from harness import config as schema
+
+    def check(node: Any, cls: type, prefix: str) -> None:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in node.keys() if isinstance(node, DictConfig) else ():
+            if key not in fields:
+                raise ConfigError(f"{prefix}{key}", node.get(key), "a key of " + (prefix.rstrip(".") or "the config")
+                                  + ": " + ", ".join(sorted(fields)))
+            sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+            if dataclasses.is_dataclass(sub) and isinstance(node.get(key), DictConfig):
+                check(node.get(key), sub, f"{prefix}{key}.")
+
+    check(cfg, schema.Config, "")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check every value that can be checked without generating data."""
     from harness.data import validate_data_config
     from harness.models import validate_model_config
 
+    _known_keys(cfg)
     o = cfg.optim
     _choice("optim.name", o.name, OPTIMIZERS)
     _number("optim.lr", o.lr, low=0, low_open=True)
@@ -102,3 +123,36 @@ def validate_with_data(cfg: DictConfig, dataset) -> None:
     loss = resolve_loss(str(cfg.train.loss), dataset.task)
     outputs = num_model_outputs(loss, dataset.task, dataset.num_classes)
     validate_model_for_data(cfg.model, dataset.layout, dataset.input_shape, outputs, dataset.vocab_size, dataset.targets)
+    from harness.train.loop import make_budget
+
+    budget = make_budget(cfg.train, n_train)
+    if budget.total_steps > MAX_STEPS:
+        key = next(k for k in ("steps", "examples", "epochs") if cfg.train[k] is not None)
+        raise ConfigError(f"train.{key}", cfg.train[key], f"a budget of at most {MAX_STEPS} steps "
+                          f"(this one is {budget.total_steps} steps of batch {budget.batch_size})")
+    _fits_in_memory(cfg, dataset)
+
+
+WIDTH_KEYS = {"fnn": "model.hidden", "cnn": "model.channels", "rnn": "model.units"}
+_MEMBER_BYTES: dict[str, int] = {}
+
+
+def _fits_in_memory(cfg: DictConfig, dataset) -> None:
+    """One member must fit in memory (absurd widths fail here, not in an out-of-memory crash)."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from harness.sweep.chunking import available_bytes, member_bytes
+
+    key = json.dumps([OmegaConf.to_container(cfg.model, resolve=True), int(cfg.train.batch_size), str(cfg.train.loss),
+                      dataset.name, list(dataset.input_shape), dataset.sizes], sort_keys=True, default=str)
+    if key not in _MEMBER_BYTES:
+        _MEMBER_BYTES[key] = member_bytes(cfg, dataset)
+    need, free = _MEMBER_BYTES[key], available_bytes()
+    if need > free:
+        name = WIDTH_KEYS.get(str(cfg.model.family), "model.hidden")
+        value = OmegaConf.select(cfg, name)
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        raise ConfigError(name, value, f"sizes whose model fits in memory (one run needs about "
+                          f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free)")

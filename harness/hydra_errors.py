@@ -36,12 +36,35 @@ def one_line(ex: BaseException) -> str:
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         message = str(getattr(cause, "msg", "") or cause).splitlines()[0].strip()
         value = getattr(cause, "value", None)
+        appended = re.search(r"use \+(\S+?)=(.*)$", text, re.MULTILINE)  # "Could not override 'k'"
+        if value is None and appended and appended.group(1) == cause.full_key:
+            value = appended.group(2).strip()
         shown = f"={value!r}" if value is not None else ""
         if "not in" in message or "Key '" in message:
             return f"{cause.full_key}{shown} is not allowed: no such key ({message})"
         return f"{cause.full_key}{shown} is not allowed: {message}"
+    in_file = re.search(r"full_key: (\S+)", text)
+    if in_file:  # a bad key or value inside a config file: name the key, the value and the file
+        where = re.search(r"In '([^']+)'", text)
+        detail = re.search(r"raised while composing config:\s*\n\s*(.+)", text)
+        message = detail.group(1).strip() if detail else text.splitlines()[0].strip()
+        value = re.search(r"Value '(.*?)' of type", message)
+        shown = f"={value.group(1)!r}" if value else ""
+        if "not in" in message or message.startswith("Key '"):
+            message = f"no such key ({message})"
+        return (f"{in_file.group(1)}{shown} is not allowed: {message}"
+                + (f" (in config file '{where.group(1)}')" if where else ""))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " -- ".join(lines) if lines else type(ex).__name__
+
+
+def yaml_line(ex: BaseException) -> str:
+    """A config file that is not valid YAML: the file, where, and what the parser expected."""
+    mark = getattr(ex, "problem_mark", None) or getattr(ex, "context_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+    what = " ".join(str(p) for p in (getattr(ex, "context", None), getattr(ex, "problem", None)) if p)
+    what = " ".join((what or str(ex)).split())
+    return f"{where} is not allowed: valid YAML ({what})"
 
 
 def _available_options(text: str) -> list[str]:
@@ -60,6 +83,7 @@ def _available_options(text: str) -> list[str]:
 
 def install() -> None:
     """Route Hydra's composition errors through :func:`one_line` (idempotent)."""
+    import yaml
     from hydra._internal import utils as hydra_utils
     from hydra.errors import CompactHydraException
 
@@ -74,6 +98,11 @@ def install() -> None:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             print(f"error: {one_line(ex)}", file=sys.stderr)
+            sys.exit(EXIT_CONFIG_ERROR)
+        except yaml.YAMLError as ex:  # a broken config file (Hydra lets the parser's error through)
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {yaml_line(ex)}", file=sys.stderr)
             sys.exit(EXIT_CONFIG_ERROR)
         except Exception as ex:  # not a config mistake: Hydra's own report
             def reraise() -> Any:

@@ -246,6 +246,9 @@ class FusedLauncher(Launcher):
                 raise
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2)
+        except BaseException:  # Hydra's own composition errors (reported in one line by hydra_errors)
+            _remove_if_only_multirun_yaml(sweep_dir)
+            raise
         sweep_dir.mkdir(parents=True, exist_ok=True)
         return _Run(self, jobs).execute()
 

@@ -7,7 +7,8 @@ sweep's start-up (~0.2-0.7 s per job here). With any other launcher it still run
 """
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -26,6 +27,24 @@ class HarnessSweeperConf:
 
 class HarnessSweeper(BasicSweeper):
     """The basic sweeper; under the fused launcher the launcher does the composing check."""
+
+    def sweep(self, arguments: List[str]) -> Any:
+        """The basic sweep; a config error (nothing computed) leaves an existing sweep folder's
+        ``multirun.yaml`` as it was, so a typo never rewrites the record of a stored sweep."""
+        import yaml
+        from hydra.errors import CompactHydraException
+
+        from harness import store
+
+        path = Path(str(self.config.hydra.sweep.dir)) / "multirun.yaml"
+        before = path.read_bytes() if path.is_file() else None
+        try:
+            return super().sweep(arguments)
+        except (SystemExit, CompactHydraException, yaml.YAMLError) as exc:
+            config_error = not isinstance(exc, SystemExit) or exc.code == 2
+            if config_error and before is not None and path.parent.is_dir():
+                store.write_bytes_atomic(path, before)
+            raise
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         if isinstance(self.launcher, FusedLauncher):

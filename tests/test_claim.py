@@ -108,3 +108,132 @@ def test_every_claim_file_builds_valid_jobs(name, scale):
             cfg = compose_config(overrides)
             validate_config(cfg)
             validate_with_data(cfg, dataset_for(cfg))
+
+
+# ---------------------------------------------------------------- claims of issue #4, part 2
+
+
+def test_learning_rate_small(tmp_path):
+    """Playground's learning-rate list, shrunk: lr 10 diverges (counted), 1e-5 underfits."""
+    proc = _claim(tmp_path, "claim=learning_rate", "claim.scale=small", "logger=none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = _check_report(tmp_path / "learning_rate", "learning_rate")
+    entry = verdict["settings"]["circle"]["fixed_epochs"]
+    assert set(entry["per_value"]) == {"1e-05", "0.03", "10.0"}
+    assert entry["per_value"]["10.0"]["diverged"] == entry["per_value"]["10.0"]["runs"] == 3  # shown, not dropped
+    assert entry["diverged_runs"] >= 3 and entry["best"] == "0.03"
+    table = (tmp_path / "learning_rate" / "table.md").read_text()
+    assert "| 10 | 3 | 0 | 3 |" in table  # n, ok, diverged of lr=10
+    assert (tmp_path / "learning_rate" / "boundaries.png").exists()
+
+
+@pytest.mark.slow
+def test_activation_choice_small(tmp_path):
+    proc = _claim(tmp_path, "claim=activation_choice", "claim.scale=small", "logger=none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = _check_report(tmp_path / "activation_choice", "activation_choice")
+    entry = verdict["settings"]["circle"]["fixed_epochs"]
+    assert entry["winner"] in ("relu", "linear") and entry["top"][0] == entry["winner"]
+    assert (tmp_path / "activation_choice" / "boundaries.png").exists()
+
+
+@pytest.mark.slow
+def test_regularization_small(tmp_path):
+    proc = _claim(tmp_path, "claim=regularization", "claim.scale=small", "logger=none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    verdict = _check_report(tmp_path / "regularization", "regularization")
+    entry = verdict["settings"]["xor"]["fixed_epochs"]
+    assert entry["metric"] == "gap/accuracy" and set(entry["also"]) == {"l1_sparsity", "test_accuracy"}
+    header = (tmp_path / "regularization" / "table.md").read_text()
+    assert "gap/accuracy mean" in header and "weight_sparsity mean" in header
+
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["x", "seed", "status", "m", "run_dir"])
+
+
+def test_best_verdict_names_winner_and_ties():
+    from harness.claim.analyze import best_verdict
+
+    noise = [0.02, -0.02, 0.01, -0.01, 0.0]  # c differs from a by noise around -0.002
+    rows = [(v, s, "ok", base + 0.01 * s + (noise[s] if v == "c" else 0.0), "")
+            for v, base in (("a", 0.9), ("b", 0.5), ("c", 0.898)) for s in range(5)]
+    out = best_verdict(_frame(rows), "x", "m", "higher", 0.05)
+    assert out["winner"] == "a" and out["verdict"] == "inconclusive" and out["top"] == ["a", "c"]
+    rows = [r for r in rows if r[0] != "c"]
+    out = best_verdict(_frame(rows), "x", "m", "higher", 0.05)
+    assert out["verdict"] == "supported" and out["top"] == ["a"]
+
+
+def test_sweet_spot_verdict():
+    from harness.claim.analyze import sweet_spot_verdict
+
+    def rows(high_status):
+        out = []
+        for s in range(5):
+            out += [(0.001, s, "ok", 0.5 + 0.01 * s, ""), (0.1, s, "ok", 0.9 + 0.01 * s, ""),
+                    (10.0, s, high_status, 0.6 if high_status == "ok" else float("nan"), "")]
+        return out
+
+    out = sweet_spot_verdict(_frame(rows("diverged")), "x", "m", "higher", 0.05)
+    assert out["verdict"] == "supported" and out["best"] == "0.1" and out["per_value"]["10.0"]["diverged"] == 5
+    out = sweet_spot_verdict(_frame(rows("ok")), "x", "m", "higher", 0.05)
+    assert out["verdict"] == "refuted" and out["diverges"] == "refuted"  # worse, but nothing diverged
+
+
+def test_loss_above_initial_marks_divergence(tmp_path):
+    import pandas as pd
+
+    from harness import store
+    from harness.claim.analyze import mark_loss_above_initial
+
+    for name, losses in (("up", [0.7, 2.0, 1.0]), ("down", [0.7, 0.3, 0.1])):
+        (tmp_path / name).mkdir()
+        store.write_curves(tmp_path / name / store.CURVES_FILE, {"step": [0, 1, 2], "train/loss": losses})
+    runs = pd.DataFrame({"run_dir": [str(tmp_path / "up"), str(tmp_path / "down")], "status": ["ok", "ok"]})
+    runs = mark_loss_above_initial(runs)
+    assert list(runs["status"]) == ["diverged", "ok"] and runs["diverged_by"][0] == "loss_above_initial"
+
+
+def test_metric_columns_in_table():
+    from harness.report import tables
+
+    df = _frame([(v, s, "ok", 0.5 + s / 10, "") for v in ("a", "b") for s in range(3)]).assign(
+        extra=[0.1, 0.2, 0.3, 1.0, 1.0, 1.0])
+    table = tables.add_metric_columns(tables.ablation_table(df, ["x"], "m"), df, ["extra", "absent"])
+    assert list(table["extra"]) == pytest.approx([0.2, 1.0]) and table.attrs["extra"] == ["extra"]
+    assert "extra mean [95% CI]" in tables.markdown_text(table)
+
+
+def test_variants_and_stages_build_commands():
+    from harness.claim.spec import stages
+
+    claim = {"name": "c", "statement": "s", "source": "x", "seeds": 2, "metric": "test/accuracy",
+             "scientific": {"column": "transfer", "values": {
+                 "scratch": ["train.init_from=null"],
+                 "probe": ["train.init_from=${stage:pre}/seed_${seed}/params.npz", "train.freeze=features"]}},
+             "settings": {"d": ["data=digits"]}, "protocols": {"p": {"overrides": ["train.steps=5"]}},
+             "stages": {"pre": {"overrides": ["data=digits", "output.save_params=true"]}}}
+    (pre,) = [s.with_root("/o/runs/_stages") for s in stages(claim)]
+    assert pre.command("/o/runs/_stages/pre")[-2:] == ["hydra.sweep.subdir=seed_${seed}", "hydra.sweep.dir=/o/runs/_stages/pre"]
+    (sweep,) = [s.with_root("/o/runs/_stages") for s in sweeps(claim)]
+    commands = sweep.commands("/o/runs/d/p")
+    assert [label for label, _ in commands] == ["scratch", "probe"]
+    probe = commands[1][1]
+    assert "train.init_from=/o/runs/_stages/pre/seed_${seed}/params.npz" in probe
+    assert probe[-1] == "hydra.sweep.dir=/o/runs/d/p/probe" and "seed=range(2)" in probe
+    assert len(sweep.shell("/o/runs/d/p").splitlines()) == 2
+
+
+def test_boundary_grid_figure(tmp_path):
+    import numpy as np
+
+    from harness.report.figures import boundary_grid
+
+    field = np.linspace(-1, 1, 25 * 25)
+    cells = {("circle", "relu"): {"field": field, "extent": (-6, 6), "points": np.zeros((3, 2)),
+                                  "labels": np.array([0, 1, 1]), "caption": "acc 0.9"}}
+    path = boundary_grid(cells, ["circle", "xor"], ["relu", "linear"], tmp_path / "grid.png", column_label="act")
+    assert path.exists() and path.stat().st_size > 1000

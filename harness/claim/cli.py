@@ -32,23 +32,25 @@ def run_claim(cfg: DictConfig) -> Path:
     from harness import store
     from harness.claim.analyze import analyze_sweep
     from harness.claim.report import verdicts, write_figures, write_readme, write_tables
-    from harness.claim.run import run_sweeps
-    from harness.claim.spec import resolve_scale, sweeps
+    from harness.claim.run import run_sweeps, stage_root
+    from harness.claim.spec import resolve_scale, stages, sweeps
 
     claim = resolve_scale(OmegaConf.to_container(cfg.claim, resolve=True))
     member_logger = "wandb" if cfg.member_runs_to_wandb else "none"
-    plan = sweeps(claim, logger=member_logger)
     out = Path(cfg.out) / claim["name"]
+    root = str(stage_root(out))
+    before = [s.with_root(root) for s in stages(claim, logger=member_logger)]
+    plan = [s.with_root(root) for s in sweeps(claim, logger=member_logger)]
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    timings = run_sweeps(plan, out, quiet=not cfg.progress)
+    timings = run_sweeps(before + plan, out, quiet=not cfg.progress)
     analyses = [analyze_sweep(claim, s, out) for s in plan]
     command = "harness-claim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_tables(analyses, claim, out)
     figure_paths = write_figures(analyses, claim, out)
     verdict = verdicts(analyses, claim)
     timings["total"] = time.perf_counter() - started
-    write_readme(analyses, claim, out, command.strip(), timings, figure_paths)
+    write_readme(analyses, claim, out, command.strip(), timings, figure_paths, stage_sweeps=before)
     store.write_json_atomic(out / "verdict.json", verdict)
     if cfg.logger.name == "wandb":
         from harness.track.wandb_logger import log_report
@@ -61,6 +63,8 @@ def run_claim(cfg: DictConfig) -> Path:
     print(f"\n{claim['name']}: \"{claim['statement']}\"")
     for a in analyses:
         print(f"  {a.sweep.setting:>10} / {a.sweep.protocol:<16} {a.verdict['verdict']:<13} {a.verdict['reason']}")
+        for name, extra in (a.verdict.get("also") or {}).items():
+            print(f"  {'':>10}   {name:<16} {extra['verdict']:<13} {extra['reason']}")
     print(f"report: {out.resolve()}/README.md  ({timings['total']:.0f} s)")
     return out
 

@@ -12,16 +12,17 @@ import pandas as pd
 from harness import store
 from harness.claim.analyze import STEPS_TO_TARGET, Analysis, budget_text, critical_batch
 from harness.claim.run import sweep_dir
-from harness.claim.spec import scientific_column
+from harness.claim.spec import Sweep, scientific_column, scientific_values
 from harness.report import figures, tables
-from harness.report.plots import plot_confusion
+from harness.report.plots import DEFAULT_EXTENT, plot_confusion
 
 
 def _caption(a: Analysis, claim: dict) -> str:
     extra = f", target {a.sweep.target_metric} >= {a.sweep.target}" if a.sweep.measure == STEPS_TO_TARGET else ""
     return (f"{a.sweep.setting} -- {a.sweep.label}: {a.metric} ({a.direction} is better) by "
-            f"{scientific_column(claim)}; {budget_text(a.runs)}{extra}; mean and 95% bootstrap CI over seeds "
-            f"at the learning rate chosen on validation")
+            f"{scientific_column(claim)}; {budget_text(a.runs)}{extra}; mean and 95% bootstrap CI over seeds"
+            + (f" at the {', '.join(k for k, v in a.sweep.nuisance.items() if len(v) > 1)} chosen on validation"
+               if any(len(v) > 1 for v in a.sweep.nuisance.values()) else ""))
 
 
 def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
@@ -33,6 +34,8 @@ def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
         md.append(f"**Verdict: {a.verdict['verdict']}** -- {a.verdict['reason']} "
                   f"(runs: {a.verdict['runs']}, diverged: {a.verdict['diverged_runs']}, "
                   f"failed: {a.verdict['failed_runs']})\n")
+        for name, extra in (a.verdict.get("also") or {}).items():
+            md.append(f"**Also, {extra['statement']}: {extra['verdict']}** -- {extra['reason']}\n")
         md.append(tables.markdown_text(a.table, _caption(a, claim)))
         tex.append(tables.latex_text(a.table, _caption(a, claim)))
         frames.append(a.table.assign(setting=a.sweep.setting, protocol=a.sweep.protocol, metric=a.metric))
@@ -49,8 +52,9 @@ def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
 def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str, Path]:
     """Isolation plots, an lr x scientific heatmap, best curves and a confusion matrix per setting."""
     sci = scientific_column(claim)
-    numeric = all(isinstance(v, (int, float)) for v in claim["scientific"]["values"])
-    logx = numeric and min(claim["scientific"]["values"]) > 0 and max(claim["scientific"]["values"]) / min(claim["scientific"]["values"]) >= 8
+    values = scientific_values(claim)
+    numeric = all(isinstance(v, (int, float)) for v in values)
+    logx = numeric and min(values) > 0 and max(values) / min(values) >= 8
     paths: dict[str, Path] = {}
     for setting in dict.fromkeys(a.sweep.setting for a in analyses):
         mine = [a for a in analyses if a.sweep.setting == setting]
@@ -76,7 +80,55 @@ def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str,
             if result and result.get("confusion_matrix"):
                 paths[f"confusion_{setting}"] = plot_confusion(result["confusion_matrix"], out / f"confusion_{setting}.png",
                                                                title=f"{setting}: best configuration ({Path(winner).name})")
+    grid = _boundary_cells(analyses, sci)
+    if grid:
+        rows = list(dict.fromkeys(r for r, _ in grid))
+        found = list(dict.fromkeys(c for _, c in grid))
+        columns = values if all(any(str(c) == str(v) for v in values) for c in found) else found
+        grid = {(r, next((v for v in columns if str(v) == str(c)), c)): cell for (r, c), cell in grid.items()}
+        paths["boundaries"] = figures.boundary_grid(
+            grid, rows, columns, out / "boundaries.png", row_label="data", column_label=sci,
+            title=f"{claim['name']}: decision boundaries (chosen setting, lowest seed; test points)")
     return paths
+
+
+def _boundary_cells(analyses: list[Analysis], sci: str) -> dict[tuple, dict]:
+    """Per (setting, scientific value): the stored decision boundary of the lowest-seed ok run
+    of the chosen setting in the setting's first protocol, with its test points."""
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from harness.job import points_dataset
+    from harness.report.plots import raw_test_points
+
+    cells: dict[tuple, dict] = {}
+    seen = set()
+    for a in analyses:
+        if a.sweep.setting in seen:
+            continue
+        seen.add(a.sweep.setting)
+        ok = a.selected[a.selected["status"] == "ok"].sort_values("seed")
+        for value, runs in ok.groupby(sci, sort=False):
+            run_dir = Path(str(runs.iloc[0]["run_dir"]))
+            if not (run_dir / "boundary.npz").is_file():
+                continue
+            with np.load(run_dir / "boundary.npz", allow_pickle=False) as npz:
+                field = np.asarray(npz["boundary"])
+            result = store.read_result(run_dir) or {}
+            points = labels = None
+            extent = DEFAULT_EXTENT
+            try:
+                dataset = points_dataset(OmegaConf.create(result["config"]))
+                extent = dataset.input_extent or DEFAULT_EXTENT
+                points = raw_test_points(dataset)
+                labels = dataset.y_test if points is not None else None
+            except Exception:  # noqa: BLE001 - the field alone is still worth drawing
+                pass
+            metric = a.metric if a.metric in runs else None
+            caption = f"{a.metric} {float(runs.iloc[0][metric]):.3f} (seed {int(runs.iloc[0]['seed'])})" if metric else ""
+            cells[(a.sweep.setting, value)] = {"field": field, "extent": extent, "points": points,
+                                               "labels": labels, "caption": caption}
+    return cells
 
 
 def _best_run(a: Analysis, ok: pd.DataFrame, sci: str) -> str | None:
@@ -104,9 +156,12 @@ def verdicts(analyses: list[Analysis], claim: dict) -> dict[str, Any]:
 
 
 def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str, timings: dict[str, float],
-                 figure_paths: dict[str, Path]) -> None:
+                 figure_paths: dict[str, Path], stage_sweeps: list[Sweep] = ()) -> None:
     """README.md: the claim, protocol, budgets, seeds, rule, commands, verdicts and tables."""
     sci = claim["scientific"]
+    sci_text = (f"`{scientific_column(claim)}`, one multirun per variant: "
+                + "; ".join(f"`{k}`: `{' '.join(v)}`" for k, v in sci["values"].items())
+                if isinstance(sci["values"], dict) else f"`{sci['key']}` in {sci['values']}")
     lines = [
         f"# Claim `{claim['name']}`: \"{claim['statement']}\"",
         "",
@@ -118,15 +173,18 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         command,
         "```",
         "",
-        "It runs these Hydra multiruns (fused launcher; rerunning skips finished jobs):",
+        "It runs these Hydra multiruns (fused launcher; rerunning skips finished jobs)"
+        + (", stages first:" if stage_sweeps else ":"),
         "",
         "```",
+        *[s.shell(str(sweep_dir(out, s))) for s in stage_sweeps],
         *[a.sweep.shell(str(sweep_dir(out, a.sweep))) for a in analyses],
         "```",
         "",
         "## Protocol",
         "",
-        f"- Scientific hyperparameter: `{sci['key']}` in {sci['values']}.",
+        f"- Scientific hyperparameter: {sci_text}.",
+        *[f"- Stage `{s.protocol}` (run first, one folder per seed): `{' '.join(s.overrides)}`" for s in stage_sweeps],
         f"- Nuisance hyperparameters, tuned separately for every value on `{claim.get('select_metric')}` "
         f"(validation, never test): {json.dumps(claim.get('nuisance') or {})}.",
         f"- Fixed: `{' '.join(claim.get('fixed', []))}`.",
@@ -148,6 +206,10 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         "## Verdict rule",
         "",
         analyses[0].verdict["rule"] if analyses else "",
+        *[f"\nAlso, {e['statement']}: {e['rule']}" for e in ((analyses[0].verdict.get("also") or {}).values() if analyses else [])],
+        *(["", "A run counts as diverged when its loss or parameters become non-finite, or when its final training "
+           "loss is above its loss at initialisation (`divergence: loss_above_initial`)."]
+          if claim.get("divergence") == "loss_above_initial" else []),
         "",
         "## Verdicts",
         "",
@@ -158,6 +220,9 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         b = critical_batch(a.runs)
         lines.append(f"| {a.sweep.setting} | {a.sweep.label} | **{a.verdict['verdict']}** | {a.verdict['reason']} | "
                      f"{a.verdict['runs']} | {a.verdict['diverged_runs']} | {'' if b is None else f'{b:.3g}'} |")
+        for name, extra in (a.verdict.get("also") or {}).items():
+            lines.append(f"| {a.sweep.setting} | {a.sweep.label}: {extra['statement']} | **{extra['verdict']}** | "
+                         f"{extra['reason']} | {a.verdict['runs']} | {a.verdict['diverged_runs']} |  |")
     lines += ["", "B_simple is the gradient noise scale (McCandlish et al. 2018), measured during training: the "
               "predicted critical batch size, above which larger batches stop paying off in steps.", "",
               "## Tables", "", "See `table.md` (also `table.csv`, `table.tex`).", "", "## Figures", ""]

@@ -12,7 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness.claim.spec import Sweep
+from harness.claim.spec import STAGES, Sweep
+
+
+def stage_root(out_dir: Path) -> Path:
+    """The folder of a claim's stages: ``${stage:NAME}`` is ``<stage_root>/NAME``."""
+    return (out_dir / "runs" / STAGES).resolve()
 
 
 def sweep_dir(out_dir: Path, sweep: Sweep) -> Path:
@@ -21,19 +26,25 @@ def sweep_dir(out_dir: Path, sweep: Sweep) -> Path:
 
 
 def run_sweeps(sweeps: list[Sweep], out_dir: Path, *, quiet: bool = False) -> dict[str, float]:
-    """Run every sweep (resuming finished jobs); returns wall seconds per sweep."""
+    """Run every sweep (resuming finished jobs) in order, stages first; returns wall seconds per sweep.
+
+    A sweep with variants runs one multirun per variant into ``<sweep dir>/<label>``.
+    """
     timings = {}
     env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"), "WANDB_SILENT": "true"}
+    root = str(stage_root(out_dir))
     for i, sweep in enumerate(sweeps, 1):
+        sweep = sweep.with_root(root)
         target = sweep_dir(out_dir, sweep)
         print(f"[{i}/{len(sweeps)}] {sweep.setting} / {sweep.protocol}: {sweep.label}", flush=True)
         started = time.perf_counter()
-        cmd = [sys.executable, "-m", "harness.train", *sweep.command(str(target))[1:]]
-        cmd.append("hydra.launcher.progress=false" if quiet else "hydra.launcher.progress=true")
-        proc = subprocess.run(cmd, env=env, text=True, capture_output=quiet)
-        if proc.returncode != 0:
-            detail = (proc.stderr or "").strip().splitlines()[-1:] if quiet else []
-            raise RuntimeError(f"sweep {sweep.setting}/{sweep.protocol} failed (exit {proc.returncode}): "
-                               f"{' '.join(detail)}\n  command: {sweep.shell(str(target))}")
+        for label, argv in sweep.commands(str(target)):
+            cmd = [sys.executable, "-m", "harness.train", *argv[1:]]
+            cmd.append("hydra.launcher.progress=false" if quiet else "hydra.launcher.progress=true")
+            proc = subprocess.run(cmd, env=env, text=True, capture_output=quiet)
+            if proc.returncode != 0:
+                detail = (proc.stderr or "").strip().splitlines()[-1:] if quiet else []
+                raise RuntimeError(f"sweep {sweep.setting}/{sweep.protocol}{'/' + label if label else ''} failed "
+                                   f"(exit {proc.returncode}): {' '.join(detail)}\n  command: {' '.join(argv)}")
         timings[f"{sweep.setting}/{sweep.protocol}"] = time.perf_counter() - started
     return timings

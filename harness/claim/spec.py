@@ -15,12 +15,24 @@ A claim declares, following the Deep Learning Tuning Playbook:
 
 ``scales.<name>`` holds overrides of any of these for a smaller run (``claim.scale=small``).
 Every (setting, protocol) pair becomes one ordinary Hydra multirun of ``harness-train``.
+
+Two optional shapes for protocols that one sweep over a config key cannot express:
+
+- ``scientific.values`` may be a mapping ``label: [overrides]`` (*variants*): each label is
+  its own multirun into ``<sweep dir>/<label>``, and the table's column (``scientific.column``,
+  default ``variant``) is the label -- e.g. ``scratch: [train.init_from=null]`` against
+  ``probe: [train.init_from=..., train.freeze=features]``;
+- ``stages: {name: {overrides: [...]}}`` run first, one multirun each over the claim's seeds
+  into ``<out>/runs/_stages/<name>/seed_<seed>``; a later override refers to a stage's
+  folder as ``${stage:<name>}``, e.g. ``train.init_from=${stage:pretrain}/seed_${seed}/params.npz``
+  (``${seed}`` is left for Hydra, so each seed loads its own pretrained weights).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import shlex
 from typing import Any
 
@@ -28,6 +40,8 @@ from harness.errors import ConfigError
 
 REQUIRED = ("name", "statement", "source", "scientific", "settings", "protocols", "metric", "seeds")
 MEASURES = ("final", "steps_to_target")
+STAGES = "_stages"  # the setting name stages run under: <out>/runs/_stages/<stage>
+STAGE_REF = re.compile(r"\$\{stage:([A-Za-z0-9_]+)\}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +56,32 @@ class Sweep:
     measure: str
     target: float | None
     target_metric: str | None
+    variants: tuple = ()  # ((label, [overrides]), ...) when the scientific values are variants
+    stage_root: str | None = None  # ${stage:NAME} -> <stage_root>/NAME (set by with_root)
+
+    def _resolve(self, overrides: list[str]) -> list[str]:
+        if self.stage_root is None:
+            return list(overrides)
+        return [STAGE_REF.sub(lambda m: f"{self.stage_root}/{m.group(1)}", o) for o in overrides]
+
+    def with_root(self, stage_root: str) -> "Sweep":
+        """This sweep with ``${stage:NAME}`` pointing into ``stage_root``."""
+        return dataclasses.replace(self, stage_root=stage_root)
+
+    def commands(self, sweep_dir: str) -> list[tuple[str | None, list[str]]]:
+        """``[(variant label or None, argv)]``: one multirun per variant, else one."""
+        if not self.variants:
+            return [(None, ["harness-train", "-m", *self._resolve(self.overrides), f"hydra.sweep.dir={sweep_dir}"])]
+        return [(label, ["harness-train", "-m", *self._resolve([*self.overrides, *extra]),
+                         f"hydra.sweep.dir={sweep_dir}/{label}"]) for label, extra in self.variants]
 
     def command(self, sweep_dir: str) -> list[str]:
-        """The exact ``harness-train`` command line of this sweep."""
-        return ["harness-train", "-m", *self.overrides, f"hydra.sweep.dir={sweep_dir}"]
+        """The exact ``harness-train`` command line of this sweep (its first, if variants)."""
+        return self.commands(sweep_dir)[0][1]
 
     def shell(self, sweep_dir: str) -> str:
-        """The command as a user would paste it into a shell."""
-        return " ".join(shlex.quote(a) for a in self.command(sweep_dir))
+        """The command(s) as a user would paste them into a shell, one per line."""
+        return "\n".join(" ".join(shlex.quote(a) for a in argv) for _, argv in self.commands(sweep_dir))
 
 
 def _merge(base: dict, extra: dict) -> dict:
@@ -79,8 +111,13 @@ def validate_claim(claim: dict) -> None:
         if key not in claim or claim[key] in (None, "", [], {}):
             raise ConfigError(f"claim.{key}", claim.get(key), "required in a claim file")
     sci = claim["scientific"]
-    if not isinstance(sci, dict) or "key" not in sci or len(sci.get("values") or []) < 2:
-        raise ConfigError("claim.scientific", sci, "{key: <config key>, values: [at least two values]}")
+    variants = isinstance((sci or {}).get("values"), dict) if isinstance(sci, dict) else False
+    if not isinstance(sci, dict) or ("key" not in sci and not variants) or len(sci.get("values") or []) < 2:
+        raise ConfigError("claim.scientific", sci, "{key: <config key>, values: [at least two values]} "
+                          "or {column: <name>, values: {label: [overrides], ...}}")
+    for name, stage in (claim.get("stages") or {}).items():
+        if not isinstance(stage, dict) or not isinstance(stage.get("overrides"), list):
+            raise ConfigError(f"claim.stages.{name}", stage, "{overrides: [...]}")
     if not isinstance(claim["seeds"], int) or claim["seeds"] < 1:
         raise ConfigError("claim.seeds", claim["seeds"], "an integer >= 1")
     if claim.get("direction", "higher") not in ("higher", "lower"):
@@ -95,7 +132,24 @@ def validate_claim(claim: dict) -> None:
 
 def scientific_column(claim: dict) -> str:
     """The result column a claim's tables are by."""
-    return claim["scientific"].get("column") or claim["scientific"]["key"]
+    sci = claim["scientific"]
+    return sci.get("column") or ("variant" if isinstance(sci.get("values"), dict) else sci["key"])
+
+
+def scientific_values(claim: dict) -> list:
+    """The scientific values (variant labels, for variants) in file order."""
+    values = claim["scientific"]["values"]
+    return list(values) if isinstance(values, dict) else list(values)
+
+
+def stages(claim: dict, logger: str = "none") -> list[Sweep]:
+    """The claim's stages, in file order: multiruns over the seeds, one folder per seed."""
+    out = []
+    for name, stage in (claim.get("stages") or {}).items():
+        overrides = [*stage["overrides"], f"seed=range({claim['seeds']})", f"logger={logger}", "output.plots=false",
+                     "hydra.sweep.subdir=seed_${seed}"]
+        out.append(Sweep(STAGES, name, stage.get("label", name), overrides, {}, "final", None, None))
+    return out
 
 
 def _values(values: list) -> str:
@@ -117,11 +171,12 @@ def sweeps(claim: dict, logger: str = "none") -> list[Sweep]:
         for name, protocol in claim["protocols"].items():
             protocol = protocol or {}
             nuisance = protocol.get("nuisance", claim.get("nuisance") or {})
+            variants = isinstance(sci["values"], dict)
             overrides = [
                 *claim.get("fixed", []),
                 *setting_overrides,
                 *protocol.get("overrides", []),
-                f"{sci['key']}={_values(sci['values'])}",
+                None if variants else f"{sci['key']}={_values(sci['values'])}",
                 *(f"{key}={_values(values)}" for key, values in nuisance.items()),
                 f"seed=range({claim['seeds']})",
                 f"logger={logger}",
@@ -131,5 +186,6 @@ def sweeps(claim: dict, logger: str = "none") -> list[Sweep]:
             out.append(Sweep(setting, name, protocol.get("label", name), [o for o in overrides if o],
                              {k: list(v) for k, v in nuisance.items()}, protocol.get("measure", "final"),
                              (protocol.get("targets") or {}).get(setting, protocol.get("target")),
-                             protocol.get("target_metric", claim.get("select_metric"))))
+                             protocol.get("target_metric", claim.get("select_metric")),
+                             tuple((str(k), list(v)) for k, v in sci["values"].items()) if variants else ()))
     return out

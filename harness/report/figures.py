@@ -1,4 +1,5 @@
-"""Figures across runs: isolation plots with CI bands, hyperparameter heatmaps, chosen curves.
+"""Figures across runs: isolation plots with CI bands, hyperparameter heatmaps, chosen curves,
+and a Playground-style grid of decision boundaries (e.g. activation x data set).
 
 Like :mod:`harness.report.plots`, every figure is a bare :class:`matplotlib.figure.Figure` on
 an Agg canvas (no pyplot state, nothing to close, safe in threads and headless), written
@@ -20,7 +21,7 @@ from matplotlib.colors import Normalize
 from matplotlib.transforms import blended_transform_factory
 
 from harness import store
-from harness.report.plots import new_figure, save_figure
+from harness.report.plots import draw_boundary, new_figure, save_figure
 from harness.report.tables import ablation_table, default_direction, format_number, format_value, normalize, sort_key
 
 DIVERGED_COLOR = "#9e9e9e"
@@ -253,4 +254,50 @@ def curves_plot(
     ax.set_title(title or ("curves: " + ", ".join(metrics)), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def boundary_grid(
+    cells: Mapping[tuple[Any, Any], Mapping[str, Any]],
+    rows: Sequence[Any],
+    columns: Sequence[Any],
+    path: str | os.PathLike,
+    *,
+    row_label: str = "",
+    column_label: str = "",
+    title: str | None = None,
+) -> Path:
+    """A grid of decision boundaries as TensorFlow Playground draws them: one panel per
+    (row, column), e.g. data set x activation.
+
+    ``cells[(row, column)]`` holds ``field`` (flat ``[G*G]`` in [-1, 1], row 0 at the top),
+    ``extent`` (lo, hi), and optionally ``points`` ([n, 2]), ``labels`` ([n]), ``task`` and
+    ``caption`` (written under the panel, e.g. the test accuracy). A missing cell is an empty
+    panel marked so (every run diverged, or none ran); a cell with ``diverged`` set is labelled so.
+    """
+    if not rows or not columns:
+        raise ValueError("boundary_grid needs at least one row and one column")
+    side = 2.0
+    fig = new_figure(max(0.8 + side * len(columns), 4.0), 0.7 + (side + 0.35) * len(rows))
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            left = (0.6 + side * j) / width
+            bottom = 1 - (0.55 + (side + 0.35) * (i + 1) - 0.3) / height
+            ax = fig.add_axes((left, bottom, (side - 0.15) / width, (side - 0.15) / height))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            cell = cells.get((row, column))
+            if cell is None:
+                ax.text(0.5, 0.5, "no finished run\n(diverged or not run)", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            else:
+                draw_boundary(ax, cell["field"], cell["extent"], cell.get("points"), cell.get("labels"),
+                              cell.get("task", "classification"), point_size=4)
+                if cell.get("caption"):
+                    ax.set_xlabel(str(cell["caption"]), fontsize=7, labelpad=2)
+            if i == 0:
+                ax.set_title(f"{column_label}={format_value(column)}" if column_label else format_value(column), fontsize=9)
+            if j == 0:
+                ax.set_ylabel(format_value(row), fontsize=9)
+    fig.suptitle(title or f"decision boundaries: {row_label} x {column_label}", fontsize=9, y=1 - 0.12 / height)
     return save_figure(fig, path)

@@ -147,11 +147,24 @@ def plot_boundary(
     palette (clipped to [-1, 1]). Points, if given, go on top coloured by label, with a black
     edge (Playground's test points; pass ``edgecolor="white"`` for training points).
     """
-    image = _field_image(field)
-    lo, hi = float(extent[0]), float(extent[1])
     fig = new_figure(5.0, 4.4)
     ax = fig.add_axes((0.12, 0.11, 0.68, 0.78))
     cax = fig.add_axes((0.84, 0.2, 0.03, 0.6))
+    mappable = draw_boundary(ax, field, extent, points_xy, labels, task, edgecolor=edgecolor)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    fig.colorbar(mappable, cax=cax, ticks=[-1, 0, 1])
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def draw_boundary(ax, field: np.ndarray, extent: tuple[float, float], points_xy: np.ndarray | None = None,
+                  labels: np.ndarray | None = None, task: str = "classification", *, edgecolor: str = "black",
+                  point_size: float = 18):
+    """Draw a Playground-style field (and points) into ``ax``; returns the image (for a colour bar)."""
+    image = _field_image(field)
+    lo, hi = float(extent[0]), float(extent[1])
     mappable = ax.imshow(
         image,
         extent=(lo, hi, lo, hi),
@@ -170,19 +183,14 @@ def plot_boundary(
             cmap=PLAYGROUND_CMAP,
             vmin=-1.0,
             vmax=1.0,
-            s=18,
+            s=point_size,
             edgecolors=edgecolor,
-            linewidths=0.8,
+            linewidths=0.8 if point_size >= 10 else 0.4,
         )
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    fig.colorbar(mappable, cax=cax, ticks=[-1, 0, 1])
-    if title:
-        ax.set_title(title)
-    return save_figure(fig, path)
+    return mappable
 
 
 def plot_confusion(

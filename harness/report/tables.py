@@ -210,6 +210,39 @@ def _table_row(by, key, labels, df, status, values, seed_col, confidence, n_resa
     return row
 
 
+def add_metric_columns(table: pd.DataFrame, df: pd.DataFrame, columns: Sequence[str], *,
+                       status_col: str = "status", confidence: float | None = None,
+                       n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """``table`` with, per extra metric ``c``, columns ``c`` (mean over the ok runs of the
+    row) and ``c ci_low`` / ``c ci_high`` (bootstrap CI), e.g. the train-test gap and the
+    weight sparsity next to the test accuracy. The rows are matched on ``table.attrs["by"]``;
+    a metric missing from ``df`` is skipped. The writers show them after the main metric."""
+    by = list(table.attrs.get("by") or [])
+    confidence = confidence or float(table.attrs.get("confidence", 0.95))
+    out = table.copy()
+    out.attrs.update(table.attrs)
+    extra = list(out.attrs.get("extra") or [])
+    work = df.reset_index(drop=True)
+    status = _status(work, status_col)
+    groups = dict(_groups(work, by))
+    for column in columns:
+        if column not in work.columns or column in extra:
+            continue
+        values = pd.Series(_ok_values(work, column, status_col), index=work.index)
+        means, lows, highs = [], [], []
+        for record in out.to_dict(orient="records"):
+            key = tuple(normalize(record[c]) for c in by)
+            labels = groups.get(key, [])
+            finite = values.loc[labels].to_numpy() if labels else np.array([])
+            finite = finite[np.isfinite(finite) & (status.loc[labels] == OK).to_numpy()] if labels else finite
+            mean, low, high = mean_ci(finite, confidence, n_resamples, seed)
+            means.append(mean), lows.append(low), highs.append(high)
+        out[column], out[f"{column} ci_low"], out[f"{column} ci_high"] = means, lows, highs
+        extra.append(column)
+    out.attrs["extra"] = extra
+    return out
+
+
 def _display_key(df: pd.DataFrame, column: str, labels: list, key: Any) -> Any:
     """The group's value as stored (a list stays a list), None when missing."""
     if key is None:
@@ -407,13 +440,16 @@ def display_rows(table: pd.DataFrame) -> tuple[list[str], list[list[str]], list[
     metric = table.attrs.get("metric", "metric")
     level = 100 * float(table.attrs.get("confidence", 0.95))
     counts = _shown_counts(table)
-    header = [*by, *counts, f"{metric} mean [{level:g}% CI]", "std", "min", "max", "seeds"]
+    extra = list(table.attrs.get("extra") or [])
+    header = [*by, *counts, f"{metric} mean [{level:g}% CI]", "std", "min", "max",
+              *(f"{c} mean [{level:g}% CI]" for c in extra), "seeds"]
     rows, best = [], []
     for record in table.to_dict(orient="records"):
         cells = [format_value(record[c]) for c in by]
         cells += [str(int(record[c])) for c in counts]
         cells.append(format_ci(record["mean"], record["ci_low"], record["ci_high"]))
         cells += [format_number(record[c]) for c in ("std", "min", "max")]
+        cells += [format_ci(record[c], record[f"{c} ci_low"], record[f"{c} ci_high"]) for c in extra]
         cells.append(str(record.get("seeds", "")))
         rows.append(cells)
         best.append(bool(record.get("best", False)))

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from harness.data import load_dataset
 from harness.data.base import Dataset
 from harness.sweep.plan import group_key, stack_hparams
-from harness.train.loop import Budget, make_train, prepare_data
+from harness.train.loop import Budget, Segments, make_segments, make_train, prepare_data
 
 # Counts how often a train function is traced (a test pins "one compilation per group").
 TRACE_COUNT = {"n": 0}
@@ -99,20 +99,7 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
     """
     cfg0 = cfgs[0]
     dataset = dataset or dataset_for(cfg0)
-    grid = boundary_grid(dataset, int(cfg0.output.boundary_resolution))
-    data = {k: jnp.asarray(v) for k, v in prepare_data(dataset, grid).items()}
-
-    hparams = stack_hparams(cfgs)
-    devices = member_devices(len(cfgs))
-    hparams, n_members = _pad_rows(hparams, len(devices), pad_to)
-    keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(hparams["seed"])))
-
-    mesh = Mesh(np.asarray(devices), ("members",))
-    member_sharding = NamedSharding(mesh, PartitionSpec("members"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    hparams = jax.device_put({k: jnp.asarray(v) for k, v in hparams.items()}, member_sharding)
-    keys = jax.device_put(jnp.asarray(keys), member_sharding)
-    data = jax.device_put(data, replicated)
+    hparams, keys, data, devices, n_members = _member_inputs(cfgs, dataset, pad_to)
 
     cache_key = (group_key(cfg0), len(keys), tuple(d.id for d in devices))
     t0 = time.perf_counter()
@@ -137,3 +124,124 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
     host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
     outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(n_members)]
     return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices), compiled_here)
+
+
+def _member_inputs(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int):
+    """Device-placed (hparams, keys, data, devices, n_members) of a group, as run_group uses."""
+    grid = boundary_grid(dataset, int(cfgs[0].output.boundary_resolution))
+    data = {k: jnp.asarray(v) for k, v in prepare_data(dataset, grid).items()}
+    hparams = stack_hparams(cfgs)
+    devices = member_devices(len(cfgs))
+    hparams, n_members = _pad_rows(hparams, len(devices), pad_to)
+    keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(hparams["seed"])))
+    mesh = Mesh(np.asarray(devices), ("members",))
+    member_sharding = NamedSharding(mesh, PartitionSpec("members"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    hparams = jax.device_put({k: jnp.asarray(v) for k, v in hparams.items()}, member_sharding)
+    keys = jax.device_put(jnp.asarray(keys), member_sharding)
+    data = jax.device_put(data, replicated)
+    return hparams, keys, data, devices, n_members
+
+
+class GroupProgram:
+    """One group trained in segments of ``segment_periods`` evaluation periods.
+
+    The same computation as :func:`run_group` (bitwise, see ``Segments``), cut into pieces so
+    a driver can act between them: save a checkpoint, stream a snapshot to a browser, stop
+    early, or resume from a stored state. Three programs are compiled once each (init, one
+    segment, finish); the last segment is padded with periods past the budget, which do
+    nothing, so every segment shares one program.
+
+    ``state`` is the member-stacked training state (device arrays); ``next_period`` the first
+    period not yet run. ``curves``/``confusions`` accumulate on the host.
+    """
+
+    def __init__(self, cfgs: Sequence[DictConfig], *, segment_periods: int, dataset: Dataset | None = None, pad_to: int = 0):
+        self.cfgs = list(cfgs)
+        self.dataset = dataset or dataset_for(self.cfgs[0])
+        self.segments: Segments = make_segments(self.cfgs[0], self.dataset)
+        self.budget = self.segments.budget
+        self.num_periods = self.segments.num_periods
+        self.segment_periods = max(1, min(int(segment_periods), self.num_periods))
+        self.hparams, self.keys, self.data, self.devices, self.n_members = _member_inputs(self.cfgs, self.dataset, pad_to)
+        seg = self.segments
+        self._init = jax.jit(jax.vmap(seg.init, in_axes=(0, 0, None)))
+        self._advance = jax.jit(jax.vmap(seg.advance, in_axes=(0, 0, 0, None, None)))
+        self._finish = jax.jit(jax.vmap(seg.finish, in_axes=(0, 0, 0, None, 0, 0)))
+        self._compiled = None
+        self.state = None
+        self.next_period = 0
+        self.curves: list = []
+        self.confusions: list = []
+        self.compile_s = 0.0
+        self.run_s = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.next_period >= self.num_periods
+
+    def compile(self) -> None:
+        """Compile the init and segment programs (once; timed as ``compile_s``)."""
+        if self._compiled is not None:
+            return
+        t0 = time.perf_counter()
+        TRACE_COUNT["n"] += 1
+        args = (self.hparams, self.keys, self.data)
+        init = self._init.lower(*args).compile()
+        state = jax.eval_shape(self._init, *args)
+        periods = jax.ShapeDtypeStruct((self.segment_periods,), jnp.int32)
+        advance = self._advance.lower(state, self.hparams, self.keys, self.data, periods).compile()
+        self._compiled = (init, advance)
+        self.compile_s += time.perf_counter() - t0
+
+    def start(self) -> None:
+        """Fresh parameters and optimizer state for every member (period 0 not yet run)."""
+        self.compile()
+        self.state = jax.block_until_ready(self._compiled[0](self.hparams, self.keys, self.data))
+        self.next_period, self.curves, self.confusions = 0, [], []
+
+    def restore(self, state, next_period: int, curves: dict, confusions) -> None:
+        """Continue from a stored state (host arrays, member-stacked) after ``next_period - 1``."""
+        self.compile()
+        like = self._compiled[0](self.hparams, self.keys, self.data)
+        self.state = jax.device_put(state, jax.tree_util.tree_map(lambda a: a.sharding, like))
+        self.next_period = int(next_period)
+        self.curves = [dict(curves)] if curves else []
+        self.confusions = [np.asarray(confusions)] if confusions is not None and len(confusions) else []
+
+    def step(self) -> None:
+        """Run the next segment (no-op when done)."""
+        if self.done:
+            return
+        if self.state is None:
+            self.start()
+        first = self.next_period
+        periods = jnp.arange(first, first + self.segment_periods, dtype=jnp.int32)
+        t0 = time.perf_counter()
+        state, (curves, confusions) = self._compiled[1](self.state, self.hparams, self.keys, self.data, periods)
+        state = jax.block_until_ready(state)
+        self.run_s += time.perf_counter() - t0
+        keep = min(self.segment_periods, self.num_periods - first)  # drop periods past the budget
+        host = jax.tree_util.tree_map(lambda a: np.asarray(a)[:, :keep], jax.device_get((curves, confusions)))
+        self.state = state
+        self.curves.append(host[0])
+        self.confusions.append(host[1])
+        self.next_period = first + keep
+
+    def curves_so_far(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Curves ``{name: [members, periods]}`` and confusions ``[members, periods, C, C]`` so far."""
+        if not self.curves:
+            return {}, np.zeros((len(self.cfgs), 0))
+        names = self.curves[0].keys()
+        curves = {k: np.concatenate([c[k] for c in self.curves], axis=1) for k in names}
+        return curves, np.concatenate(self.confusions, axis=1)
+
+    def finish(self) -> GroupRun:
+        """Run what is left and return the same outputs as :func:`run_group`."""
+        while not self.done:
+            self.step()
+        curves, confusions = self.curves_so_far()
+        out = self._finish(self.state, self.hparams, self.keys, self.data, curves, confusions)
+        host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+        outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(self.n_members)]
+        return GroupRun(outputs, self.budget, self.dataset, self.compile_s, self.run_s, len(self.devices), True)

@@ -93,6 +93,8 @@ def make_budget(train_cfg, n_train: int) -> Budget:
 
 
 SPLITS = ("train", "val", "test")
+# The training state between segments (see Segments), in this order inside the scan carry.
+STATE_KEYS = ("params", "opt_state", "diverged", "diverged_step")
 
 
 def prepare_data(dataset: Dataset, grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -122,6 +124,38 @@ def prepare_data(dataset: Dataset, grid: np.ndarray | None = None) -> dict[str, 
     return data
 
 
+@dataclasses.dataclass(frozen=True)
+class Segments:
+    """A run split into resumable pieces, all pure and ``vmap``-able over members.
+
+    - ``init(hparams, key, data) -> state``: parameters, optimizer state, divergence flags;
+    - ``advance(state, hparams, key, data, periods) -> (state, (curves, confusions))``:
+      evaluation periods ``periods`` (an int array; period 0 is the initial evaluation, periods
+      past the budget do nothing and their curve entries are to be dropped);
+    - ``finish(state, hparams, key, data, curves, confusions) -> Metrics``.
+
+    ``train`` chains them over all periods. Running ``advance`` over consecutive slices of the
+    periods gives bitwise the same result as one call (the step code is identical), which is
+    what checkpointing, preemption resume and the live playground build on.
+    """
+
+    init: Callable
+    advance: Callable
+    finish: Callable
+    budget: Budget
+
+    @property
+    def num_periods(self) -> int:
+        """Periods of a whole run, including the initial evaluation (period 0)."""
+        return self.budget.num_evals + 1
+
+    def train(self, hparams, key, data):
+        """The whole run in one call (one ``lax.scan`` over every period)."""
+        state = self.init(hparams, key, data)
+        state, (curves, confusions) = self.advance(state, hparams, key, data, jnp.arange(self.num_periods))
+        return self.finish(state, hparams, key, data, curves, confusions)
+
+
 def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
     """Build the pure training function for one compile group.
 
@@ -137,6 +171,13 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
     - ``boundary``: model field on ``data["x_grid"]`` when given;
     - ``params``: final parameters.
     """
+    segments = make_segments(cfg, dataset)
+    return segments.train, segments.budget
+
+
+def make_segments(cfg, dataset: Dataset) -> Segments:
+    """Build :class:`Segments` (init / advance / finish) for one compile group; see
+    :func:`make_train` for what the finished run returns."""
     task = dataset.task
     loss_kind = objective.resolve_loss(str(cfg.train.loss), task)
     num_outputs = objective.num_model_outputs(loss_kind, task, dataset.num_classes)
@@ -208,15 +249,28 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
             values[f"{split}/{metric}"] = metric_means[row]
         return values, confusion
 
-    def train(hparams: dict[str, jax.Array], key: jax.Array, data: dict[str, jax.Array]) -> dict[str, Any]:
+    def split_key(key):
         init_key, dropout_key = jax.random.split(key)
-        order_key = jax.random.PRNGKey(hparams["order_seed"])
-        x_train, y_train = data["x_train"], data["y_train"]
-        params = model.init({"params": init_key, "dropout": dropout_key}, x_train[:1], train=False)["params"]
+        return init_key, dropout_key
+
+    def init(hparams: dict[str, jax.Array], key: jax.Array, data: dict[str, jax.Array]) -> dict[str, Any]:
+        init_key, dropout_key = split_key(key)
+        params = model.init({"params": init_key, "dropout": dropout_key}, data["x_train"][:1], train=False)["params"]
         # init_scale multiplies weights (not biases): a dynamic knob on the init's spread.
         params = jax.tree_util.tree_map(lambda p: p * hparams["init_scale"] if p.ndim >= 2 else p, params)
         tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
-        opt_state = tx.init(params)
+        return {
+            "params": params,
+            "opt_state": tx.init(params),
+            "diverged": jnp.zeros((), bool),
+            "diverged_step": jnp.full((), -1, jnp.int32),
+        }
+
+    def advance(state, hparams, key, data, periods):
+        _, dropout_key = split_key(key)
+        order_key = jax.random.PRNGKey(hparams["order_seed"])
+        x_train, y_train = data["x_train"], data["y_train"]
+        tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
 
         def grad_noise_scale(params, small_gsq, dropout_key):
             """McCandlish et al. 2018, appendix A, two batch sizes: B_small = the training batch
@@ -267,30 +321,34 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
                     gsq_sum + jnp.where(ok, gsq, 0.0),
                 )
 
-            # Steps outside the budget (period 0, the tail of the last period) do nothing.
-            # The step counter is shared by all members, so under vmap this stays a branch.
+            # Steps outside the budget (period 0, the tail of the last period, periods past
+            # the end) do nothing. The step counter is shared by all members, so under vmap
+            # this stays a branch.
             active = (step >= 0) & (step < budget.total_steps)
             return jax.lax.cond(active, do_step, lambda c: c, carry), None
 
         def period_fn(carry, p):
             # Period 0 has no active steps: it measures the initial state with the same code.
             steps = (p - 1) * period + jnp.arange(period)
-            carry = carry[:-1] + (jnp.zeros(()),)  # reset the per-period gradient-norm sum
+            carry = carry + (jnp.zeros(()),)  # the period's gradient-norm sum
             carry, _ = jax.lax.scan(step_fn, carry, (steps, period_batches(p)))
             values, confusion = evaluate(carry[0], data)
             if measure_gns:
                 n_steps = jnp.clip(budget.total_steps - (p - 1) * period, 1, period)
                 gns = grad_noise_scale(carry[0], carry[-1] / n_steps, dropout_key)
                 values.update({k: jnp.where(p > 0, v, jnp.nan) for k, v in gns.items()})
-            return carry, (values, confusion)
+            return carry[:-1], (values, confusion)
 
-        carry0 = (params, opt_state, jnp.zeros((), bool), jnp.full((), -1, jnp.int32), jnp.zeros(()))
-        carry, (curves, confusions) = jax.lax.scan(period_fn, carry0, jnp.arange(budget.num_evals + 1))
-        params, diverged, diverged_step = carry[0], carry[2], carry[3]
+        carry0 = tuple(state[k] for k in STATE_KEYS)
+        carry, outputs = jax.lax.scan(period_fn, carry0, periods)
+        return dict(zip(STATE_KEYS, carry)), outputs
+
+    def finish(state, hparams, key, data, curves, confusions):
+        params = state["params"]
         result = {
             "curves": curves,
-            "diverged": diverged,
-            "diverged_step": diverged_step,
+            "diverged": state["diverged"],
+            "diverged_step": state["diverged_step"],
             "weight_sparsity": objective.weight_sparsity(params),
             "params": params,
         }
@@ -300,4 +358,5 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
             result["boundary"] = objective.boundary_value(loss_kind, apply(params, data["x_grid"], False, None), task)
         return result
 
-    return train, budget
+    return Segments(init, advance, finish, budget)
+

@@ -49,6 +49,14 @@ def remove_job_dir(run_dir: str) -> None:
     if hydra_only:
         logging.shutdown()
         shutil.rmtree(path, ignore_errors=True)
+        # and the empty folders Hydra made above it (outputs/<date>/), up to the working folder
+        cwd, parent = Path.cwd().resolve(), path.resolve().parent
+        while cwd in parent.parents:
+            try:
+                parent.rmdir()  # only if empty
+            except OSError:
+                break
+            parent = parent.parent
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:

@@ -330,4 +330,15 @@ def test_online_unreachable_server(run_dir, monkeypatch):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: connection refused
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     cfg = LoggerConfig(mode="online")
-    _expect_one_warning(run_dir, lambda: wl.log_run(run_dir, result, cfg, init_timeout=2))
+    stored = (run_dir / store.RESULT_FILE).read_bytes()
+    wl.reset_online_fallback()
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            run_id = wl.log_run(run_dir, result, cfg, init_timeout=2)
+    finally:
+        wl.reset_online_fallback()
+    # One warning; the run is kept offline for `wandb sync`, the result untouched.
+    assert len(_tracking_warnings(record)) == 1 and "offline" in str(_tracking_warnings(record)[0].message)
+    assert run_id and wl.already_logged(run_dir) and list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert (run_dir / store.RESULT_FILE).read_bytes() == stored

@@ -344,7 +344,10 @@ class _Run:
 
     def _execute_local(self, chunks: list[_Chunk]) -> None:
         pending = [job for chunk in chunks for job in chunk.jobs]
-        self._start_writer(pending)
+        unfinished = self._extras_missing()
+        self._start_writer(pending + unfinished)
+        for job in unfinished:  # stored before a crash, its W&B run or plots not yet written
+            self._queue_member(job)
         with _progress(self.launcher.progress, len(pending)) as progress:
             for chunk in chunks:
                 progress.describe(f"group {chunk.group + 1}/{chunk.groups} ({chunk.group_size} members)")
@@ -353,6 +356,21 @@ class _Run:
             if self.writer is not None:
                 progress.describe("writing plots and W&B runs")
                 self.writer.close(on_progress=lambda done, total: progress.writer(done, total))
+
+    def _extras_missing(self) -> list[Job]:
+        """Jobs skipped on resume whose W&B run (no ``wandb_run_id`` marker) or plots (no PNG)
+        an interrupted command never wrote."""
+        from harness.track.wandb_logger import already_logged
+
+        missing = []
+        for job in self.jobs:
+            if job.idx not in self.returns:
+                continue  # not skipped: trained now, and queued when stored
+            no_run = self._member_wandb(job) == "member" and not already_logged(job.run_dir)
+            no_plots = bool(job.cfg.output.plots) and not any(job.run_dir.glob("*.png"))
+            if no_run or no_plots:
+                missing.append(job)
+        return missing
 
     def _start_writer(self, pending: list[Job]) -> None:
         cfg0 = pending[0].cfg if pending else None

@@ -25,7 +25,9 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
     """Plots, and (``wandb_mode == "member"``) the W&B run, of one stored member."""
     from harness import store
     from harness.job import plot_member, track_member
+    from harness.track.wandb_logger import report_each_problem_once
 
+    report_each_problem_once()  # a sweep: one warning per kind of W&B failure, not one per member
     cfg = OmegaConf.create(cfg_container)
     result = store.read_result(run_dir)
     if result is None:
@@ -38,8 +40,9 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
 def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[str, Any], name: str) -> None:
     """One W&B run for a whole group: members as a table (``wandb_mode == "group"``)."""
     from harness import store
-    from harness.track.wandb_logger import log_group
+    from harness.track.wandb_logger import log_group, report_each_problem_once
 
+    report_each_problem_once()
     results = [r for r in (store.read_result(d) for d in run_dirs) if r is not None]
     if results and logger_container.get("name") == "wandb":
         log_group(group_dir, results, OmegaConf.create(logger_container), name=name)

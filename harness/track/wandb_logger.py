@@ -15,9 +15,12 @@ metrics, no requirements file; curves are logged as history rows (never a Table)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -34,8 +37,41 @@ SECRET_WORDS = ("key", "token", "secret", "password")
 IMAGES = {"plots/curves": "curves.png", "plots/boundary": "boundary.png", "plots/confusion": "confusion.png"}
 
 
+# wandb.init's wait for the server in online mode when neither the caller nor
+# WANDB_INIT_TIMEOUT says otherwise (W&B's own default, 90 s, stalls a sweep's writer).
+DEFAULT_INIT_TIMEOUT_S = 20.0
+# Problems this process has reported, or None: report every failure (report_each_problem_once).
+_REPORTED: set[str] | None = None
+# Set when an online wandb.init failed: later runs of this process go straight to offline.
+_OFFLINE_FALLBACK: dict[str, str] = {}
+OFFLINE_SUFFIX = "o"  # id of a run kept offline after its online start failed
+PATH = re.compile(r"/[^\s:'\"]*")  # paths differ between runs; the problem does not
+
+
 class TrackingWarning(UserWarning):
     """W&B tracking failed; the stored result is unaffected."""
+
+
+def report_each_problem_once(enabled: bool = True) -> None:
+    """From now on give one warning per kind of failure, not one per run (a sweep's writer:
+    an unwritable W&B dir would otherwise warn once for every member)."""
+    global _REPORTED
+    if not enabled:
+        _REPORTED = None
+    elif _REPORTED is None:
+        _REPORTED = set()
+
+
+def reset_online_fallback() -> None:
+    """Forget an earlier online failure: the next online run tries the server again."""
+    _OFFLINE_FALLBACK.clear()
+
+
+def stable_run_id(folder: str | os.PathLike, salt: str = "") -> str:
+    """The W&B run id of a run folder: the same for every attempt to log it, so a rerun after a
+    crash replaces a half-written run instead of adding a second one."""
+    text = f"{Path(folder).absolute()}|{salt}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def already_logged(run_dir: str | os.PathLike) -> bool:
@@ -94,8 +130,10 @@ def _settings(init_timeout: float | None):
         x_disable_machine_info=True,
         x_save_requirements=False,  # no pip freeze per run
     )
+    if init_timeout is None and not os.environ.get("WANDB_INIT_TIMEOUT"):
+        init_timeout = DEFAULT_INIT_TIMEOUT_S
     if init_timeout is not None:
-        # Only when asked: an explicit setting would override WANDB_INIT_TIMEOUT.
+        # An explicit setting overrides WANDB_INIT_TIMEOUT, so only when asked or unset.
         kwargs["init_timeout"] = float(init_timeout)
     # Settings forbid unknown names, and the x_* ones come and go between releases
     # (pyproject allows wandb>=0.18): pass only those this wandb knows.
@@ -119,23 +157,69 @@ def _writable_dir(path: str | os.PathLike) -> str:
     return str(path)
 
 
-def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout):
-    """``wandb.init`` for one run, offline by default, with quiet settings."""
+def _remove_leftovers(wandb_dir: str, run_id: str | None) -> None:
+    """Delete local files of earlier attempts at this run (a crash before the marker was
+    written), so the folder holds one W&B run per result and ``wandb sync`` uploads one."""
+    if not run_id:
+        return
+    run_id = run_id.removesuffix(OFFLINE_SUFFIX)
+    for attempt in (run_id, run_id + OFFLINE_SUFFIX):
+        for leftover in (Path(wandb_dir) / "wandb").glob(f"*run-*-{attempt}"):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_id=None):
+    """``wandb.init`` for one run, offline by default, with quiet settings.
+
+    In online mode a failing ``wandb.init`` (no network, server down, bad key) falls back to
+    offline for this run and every later run of the process, with one warning: the runs stay
+    on disk for ``wandb sync``.
+    """
     import wandb
 
-    return wandb.init(
-        project=getattr(logger_cfg, "project", None) or "harness",
-        entity=getattr(logger_cfg, "entity", None),
-        group=getattr(logger_cfg, "group", None),
-        job_type=job_type,
-        tags=[str(t) for t in (getattr(logger_cfg, "tags", None) or [])],
-        name=name,
-        config=scrub_secrets(config),
-        dir=_writable_dir(wandb_dir),
-        mode=resolve_mode(logger_cfg),
-        reinit="create_new",  # several runs per process, none finishing another
-        settings=_settings(init_timeout),
-    )
+    folder = _writable_dir(wandb_dir)
+    mode = resolve_mode(logger_cfg)
+    if mode == "online" and _OFFLINE_FALLBACK:
+        mode = "offline"
+
+    def init(mode: str, run_id: str | None = run_id):
+        _remove_leftovers(folder, run_id)
+        return wandb.init(
+            project=getattr(logger_cfg, "project", None) or "harness",
+            entity=getattr(logger_cfg, "entity", None),
+            group=getattr(logger_cfg, "group", None),
+            job_type=job_type,
+            tags=[str(t) for t in (getattr(logger_cfg, "tags", None) or [])],
+            name=name,
+            config=scrub_secrets(config),
+            dir=folder,
+            mode=mode,
+            id=run_id,
+            resume="allow" if mode == "online" and run_id else None,  # an earlier attempt's run
+            reinit="create_new",  # several runs per process, none finishing another
+            settings=_settings(init_timeout),
+        )
+
+    if mode != "online":
+        return init(mode)
+    try:
+        return init(mode)
+    except Exception as error:  # noqa: BLE001 - any online failure: keep the run offline
+        _OFFLINE_FALLBACK["reason"] = f"{type(error).__name__}: {_first_line(error)}"
+        warnings.warn(
+            f"W&B online mode failed ({_OFFLINE_FALLBACK['reason']}); this and later runs of this process are "
+            f"logged offline in their folders' wandb/ (first: {folder}); upload them later with "
+            "`wandb sync <folder>/wandb/offline-run-*`",
+            TrackingWarning, stacklevel=3,
+        )
+        # The failed attempt keeps its id busy in wandb's service process: a sibling id.
+        return init("offline", run_id + OFFLINE_SUFFIX if run_id else None)
 
 
 def _finish_quietly(run) -> None:
@@ -245,8 +329,16 @@ def _run_config(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _warn(what: str, where: str | os.PathLike, error: BaseException) -> None:
-    """The one warning a failed logging call gives."""
-    message = f"W&B logging of {what} {where} failed, the stored result is unaffected: {type(error).__name__}: {error}"
+    """The one warning a failed logging call gives (one per kind of failure once
+    :func:`report_each_problem_once` is on)."""
+    first = _first_line(error)
+    message = f"W&B logging of {what} {where} failed, the stored result is unaffected: {type(error).__name__}: {first}"
+    if _REPORTED is not None:
+        problem = "|".join((what, type(error).__name__, PATH.sub("<path>", first)))
+        if problem in _REPORTED:
+            return
+        _REPORTED.add(problem)
+        message += " (further failures like this one are not reported again)"
     warnings.warn(message, TrackingWarning, stacklevel=3)
 
 
@@ -265,6 +357,7 @@ def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, in
         config=_run_config(result),
         job_type=getattr(logger_cfg, "job_type", None) or "train",
         init_timeout=init_timeout,
+        run_id=stable_run_id(run_dir, str(result.get("config_hash") or "")),
     )
     try:
         _log_history(run, rows)
@@ -392,6 +485,7 @@ def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name,
         config=_common_config(results),
         job_type=f"{getattr(logger_cfg, 'job_type', None) or 'train'}-group",
         init_timeout=init_timeout,
+        run_id=stable_run_id(group_dir, "|".join(str(r.get("config_hash")) for r in results) + f"|{name}"),
     )
     try:
         run.log({"members": table})

@@ -28,6 +28,10 @@ TRACE_COUNT = {"n": 0}
 # Compiled programs of this process by (group key, member count, devices): a second chunk of
 # the same group reuses its executable instead of lowering and compiling again.
 _COMPILED: dict[tuple, tuple[Any, Budget]] = {}
+# The same for GroupProgram, by (group key, member count, segment length, devices): a new
+# program of a known structure (the playground's Reset, new seeds or learning rates) reuses
+# the compiled init and segment programs (and the field program, once built).
+_SEGMENT_COMPILED: dict[tuple, list] = {}
 
 
 @dataclasses.dataclass
@@ -184,6 +188,10 @@ class GroupProgram:
         """Compile the init and segment programs (once; timed as ``compile_s``)."""
         if self._compiled is not None:
             return
+        cache_key = self._cache_key()
+        if cache_key in _SEGMENT_COMPILED:
+            self._compiled = _SEGMENT_COMPILED[cache_key]
+            return
         t0 = time.perf_counter()
         TRACE_COUNT["n"] += 1
         args = (self.hparams, self.keys, self.data)
@@ -191,8 +199,30 @@ class GroupProgram:
         state = jax.eval_shape(self._init, *args)
         periods = jax.ShapeDtypeStruct((self.segment_periods,), jnp.int32)
         advance = self._advance.lower(state, self.hparams, self.keys, self.data, periods).compile()
-        self._compiled = (init, advance)
+        self._compiled = _SEGMENT_COMPILED[cache_key] = [init, advance, None]
         self.compile_s += time.perf_counter() - t0
+
+    def _cache_key(self) -> tuple:
+        return (group_key(self.cfgs[0]), len(self.keys), self.segment_periods, tuple(d.id for d in self.devices))
+
+    def field(self) -> np.ndarray | None:
+        """The model's field on the decision-boundary grid now, ``[members, resolution²]``
+        (``finish``'s ``boundary``: class-1 minus class-0 probability, or the prediction), or
+        None when the data set has no grid. Compiled once per structure."""
+        if "x_grid" not in self.data:
+            return None
+        if self.state is None:
+            self.start()
+        if self._compiled[2] is None:
+            no_curves = jnp.zeros((1, 1, 1))  # finish's confusion input; unused for the field
+
+            def field(state, hparams, key, data):
+                return self.segments.finish(state, hparams, key, data, {}, no_curves)["boundary"]
+
+            fn = jax.jit(jax.vmap(field, in_axes=(0, 0, 0, None)))
+            self._compiled[2] = fn.lower(self.state, self.hparams, self.keys, self.data).compile()
+        out = self._compiled[2](self.state, self.hparams, self.keys, self.data)
+        return np.asarray(jax.device_get(out))[: self.n_members]
 
     def start(self) -> None:
         """Fresh parameters and optimizer state for every member (period 0 not yet run)."""

@@ -1,0 +1,223 @@
+"""The playground's web app: a small JSON API, a Server-Sent Events stream, the static page.
+
+Starlette (ASGI, a few small dependencies, its own test client) served by uvicorn. Training
+runs in worker threads (``anyio.to_thread``): XLA releases the GIL, so the event loop keeps
+answering while a chunk trains. Play is one SSE stream per page: each event is a snapshot
+after one chunk of epochs; Pause closes the stream, which stops training at the next chunk.
+
+    GET  /                              the page (harness/play/static/index.html)
+    GET  /api/options                   the controls' values and defaults
+    GET  /api/check?<settings>          parse and check settings (no training)
+    POST /api/session?<settings>        start a session (JSON body also accepted) -> info + snapshot
+    GET  /api/session/<id>?since=N      snapshot (curves from period N on)
+    POST /api/session/<id>/step?since=N train one chunk -> snapshot
+    GET  /api/session/<id>/stream?since=N[&chunks=K]   SSE: train chunk after chunk, one
+                                        snapshot each (K chunks, or until the client leaves)
+    DELETE /api/session/<id>
+    GET  /api/command?<settings>&epochs=E   the harness-train / W&B sweep / claim that reproduce it
+
+A bad setting answers 400 with ``{"error": "optim.lr=-1.0 is not allowed: ...", "key": ...,
+"param": ...}``, the same line ``harness-train`` prints; an unknown session answers 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from harness.errors import ConfigError, DataError
+from harness.play import settings as play_settings
+from harness.play.session import Session
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_SESSIONS = 16  # the oldest idle session is dropped past this
+MIN_EVENT_S = 0.04  # at most ~25 snapshots a second per stream: a browser draws no faster
+
+
+def error_response(exc: Exception, status: int = 400) -> JSONResponse:
+    body: dict[str, Any] = {"error": str(exc)}
+    if isinstance(exc, ConfigError):
+        body["key"] = exc.key
+        # the URL's name of the key (harness.validate names config keys only)
+        by_key = {key: name for name, (key, _) in play_settings.PARAMS.items()}
+        body["param"] = getattr(exc, "param", None) or by_key.get(exc.key)
+    return JSONResponse(body, status_code=status)
+
+
+def _since(request: Request) -> int:
+    raw = request.query_params.get("since", "0")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError("since", raw, "an integer >= 0 (the first period to send)")
+    return value
+
+
+def _chunks(request: Request) -> int | None:
+    raw = request.query_params.get("chunks")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError("chunks", raw, "an integer >= 1 (chunks to stream before the stream ends)")
+    return value
+
+
+def _query(request: Request, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k not in drop}
+
+
+def create_app(chunk: int = 5) -> Starlette:
+    """The app; ``chunk`` is the number of epochs each step or stream event trains."""
+    sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def remember(session: Session) -> None:
+        sessions[session.id] = session
+        while len(sessions) > MAX_SESSIONS:
+            sessions.popitem(last=False)
+
+    def lookup(request: Request) -> Session:
+        sid = request.path_params["sid"]
+        if sid not in sessions:
+            raise KeyError(sid)
+        sessions.move_to_end(sid)
+        return sessions[sid]
+
+    def guarded(handler):
+        """Turn user errors into 400 JSON and unknown sessions into 404 JSON."""
+
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (ConfigError, DataError) as exc:
+                return error_response(exc)
+            except KeyError as exc:
+                return JSONResponse({"error": f"no session {exc.args[0]!r} (it ended or the server restarted)"},
+                                    status_code=404)
+
+        return wrapped
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def options(request: Request) -> Response:
+        s = play_settings
+        return JSONResponse({
+            "defaults": {name: default for name, (_, default) in s.PARAMS.items()},
+            "data": {"classification": list(s.CLASSIFICATION_SETS), "regression": list(s.REGRESSION_SETS)},
+            "features": list(s.FEATURE_NAMES),
+            "learning_rates": list(s.LEARNING_RATES),
+            "reg_rates": list(s.REG_RATES),
+            "activations": list(s.ACTIVATIONS),
+            "regularizers": list(s.REGULARIZERS),
+            "compare": {name: {"key": c.key, "labels": list(c.labels)} for name, c in s.COMPARE.items()},
+            "limits": {"layers": s.MAX_LAYERS, "neurons": s.MAX_NEURONS, "seeds": s.MAX_SEEDS},
+            "chunk": chunk,
+        })
+
+    async def check(request: Request) -> Response:
+        settings = play_settings.parse(_query(request))
+        await to_thread.run_sync(play_settings.member_configs, settings)
+        return JSONResponse({"settings": settings.as_dict(), "query": settings.query()})
+
+    async def create(request: Request) -> Response:
+        query: dict[str, Any] = _query(request)
+        body = await request.body()
+        if body:
+            try:
+                data = json.loads(body)
+            except ValueError as exc:
+                return JSONResponse({"error": f"the request body is not JSON: {exc}"}, status_code=400)
+            if not isinstance(data, dict):
+                return JSONResponse({"error": "the request body must be a JSON object of settings"}, status_code=400)
+            query.update(data)
+        settings = play_settings.parse(query)
+        session = await to_thread.run_sync(Session, settings, chunk)
+        remember(session)
+        snap = await to_thread.run_sync(session.snapshot, 0)
+        return JSONResponse({**session.info(), "snapshot": snap})
+
+    async def snapshot(request: Request) -> Response:
+        session = lookup(request)
+        return JSONResponse(await to_thread.run_sync(session.snapshot, _since(request)))
+
+    async def step(request: Request) -> Response:
+        session = lookup(request)
+        since = _since(request)
+        await to_thread.run_sync(session.step)
+        return JSONResponse(await to_thread.run_sync(session.snapshot, since))
+
+    async def stream(request: Request) -> Response:
+        session = lookup(request)
+        since, chunks = _since(request), _chunks(request)
+
+        async def events():
+            nonlocal since
+            sent = 0
+            while chunks is None or sent < chunks:
+                t0 = time.monotonic()
+                if session.done:
+                    yield "event: done\ndata: {}\n\n"
+                    return
+                await to_thread.run_sync(session.step)
+                snap = await to_thread.run_sync(session.snapshot, since)
+                since = snap["periods"]
+                yield f"data: {json.dumps(snap)}\n\n"
+                sent += 1
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(max(0.0, MIN_EVENT_S - (time.monotonic() - t0)))
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    async def delete(request: Request) -> Response:
+        sessions.pop(request.path_params["sid"], None)
+        return JSONResponse({"deleted": request.path_params["sid"]})
+
+    async def command(request: Request) -> Response:
+        raw = request.query_params.get("epochs", "200")
+        try:
+            epochs = int(raw)
+        except ValueError:
+            epochs = 0
+        if epochs < 1:
+            raise ConfigError("train.epochs", raw, "an integer >= 1")
+        settings = play_settings.parse(_query(request, drop=("epochs",)))
+        return JSONResponse(play_settings.commands(settings, epochs))
+
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
+    routes = [
+        Route("/", index),
+        Route("/favicon.ico", favicon),
+        Route("/api/options", guarded(options)),
+        Route("/api/check", guarded(check)),
+        Route("/api/command", guarded(command)),
+        Route("/api/session", guarded(create), methods=["POST"]),
+        Route("/api/session/{sid}", guarded(snapshot)),
+        Route("/api/session/{sid}", guarded(delete), methods=["DELETE"]),
+        Route("/api/session/{sid}/step", guarded(step), methods=["POST"]),
+        Route("/api/session/{sid}/stream", guarded(stream)),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.sessions = sessions
+    return app

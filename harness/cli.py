@@ -65,7 +65,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
 
     setup_jax()  # again here: launchers such as submitit call this function without main()
     from harness.job import plot_member, store_member, track_member
-    from harness.sweep.engine import dataset_for, run_group
+    from harness.sweep import checkpoint
+    from harness.sweep.engine import dataset_for
     from harness.validate import validate_config, validate_with_data
 
     hydra_cfg = HydraConfig.get()
@@ -77,8 +78,11 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         validate_with_data(cfg, dataset)
     except (ConfigError, DataError) as exc:
         fail(exc, run_dir)
-    group = run_group([cfg], dataset=dataset)
+    # One call, or segments with checkpoints in the job's folder (train.checkpoint_every): a
+    # job requeued by SLURM (hydra/launcher=slurm) or rerun into the same folder resumes.
+    group = checkpoint.train_group([cfg], run_dir, dataset=dataset)
     result = store_member(run_dir, cfg, group.outputs[0], group, overrides)
+    checkpoint.discard([cfg], run_dir)
     plot_member(run_dir, cfg, result)
     track_member(run_dir, cfg, result)
     log.info(summary_line(result, run_dir))

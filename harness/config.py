@@ -106,6 +106,9 @@ class TrainConfig:
     loss: str = "auto"  # auto | cross_entropy | mse | tanh_squared (Playground's)
     order_seed: Optional[int] = None  # data-order seed; default = seed
     grad_noise_scale: bool = False  # measure B_simple (McCandlish et al.) at each evaluation
+    # Epochs between checkpoints (orbax; resume after a kill or SLURM preemption); null/0: off.
+    # Changes no result: not part of the compile group or of the config hash.
+    checkpoint_every: Optional[int] = None
 
 
 @dataclass

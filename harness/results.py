@@ -19,13 +19,16 @@ LOWER_IS_BETTER = ("loss", "mse")
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config minus what does not change results (logger, output, hydra).
+    """Hash of the resolved config minus what does not change results (logger, output, hydra,
+    train.checkpoint_every).
 
     A stored result whose hash equals a job's hash is that job's result (resume skips it).
     """
     container = OmegaConf.to_container(cfg, resolve=True)
     for key in ("logger", "output", "hydra"):
         container.pop(key, None)
+    # Checkpointing changes no result (and hashes stay those of results stored before it existed).
+    container.get("train", {}).pop("checkpoint_every", None)
     return digest(container)
 
 

@@ -99,6 +99,9 @@ def validate_config(cfg: DictConfig) -> None:
     if t.epochs is None and t.steps is None and t.examples is None:
         raise ConfigError("train.epochs", None, "an integer >= 1 unless train.steps or train.examples is set")
     _choice("train.loss", t.loss, LOSSES)
+    every = t.get("checkpoint_every")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+        raise ConfigError("train.checkpoint_every", every, "null or 0 (off), or an integer >= 1 (epochs between checkpoints)")
     _count("seed", cfg.seed, minimum=0)
     _count("train.order_seed", t.order_seed, minimum=0, optional=True)
     _count("data.seed", cfg.data.seed, minimum=0)

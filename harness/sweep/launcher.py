@@ -402,11 +402,11 @@ class _Run:
         return chunks
 
     def _run_chunk(self, chunk: list[Job], pad_to: int) -> None:
-        from harness.sweep.engine import run_group
+        from harness.sweep import checkpoint
 
         self.stats["chunks"] += 1
-        try:
-            group = run_group([j.cfg for j in chunk], pad_to=pad_to)
+        try:  # run_group, or in segments with checkpoints when train.checkpoint_every is set
+            group = checkpoint.train_group([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)
         except Exception as exc:  # noqa: BLE001 - one broken group must not sink the sweep
             log.error(f"group failed ({type(exc).__name__}: {exc}); its {len(chunk)} jobs are marked failed")
             for job in chunk:
@@ -417,6 +417,7 @@ class _Run:
         self.stats["members"] += len(chunk)
         for job, output in zip(chunk, group.outputs):
             self.returns[job.idx] = self._store(job, output, group)
+        checkpoint.discard([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)  # results stored
         self._queue_group_run(chunk)
 
     def _store(self, job: Job, output: dict[str, Any], group) -> JobReturn:
@@ -529,7 +530,11 @@ class _Run:
         from harness.sweep import remote
 
         name = str(self.launcher.config.hydra.job.name)
-        executor = remote.executor(self.launcher.submitit_folder, self.launcher.slurm, name)
+        from harness.sweep.checkpoint import every
+
+        # With checkpoints, a job that times out is requeued (submitit) and resumes from them.
+        executor = remote.executor(self.launcher.submitit_folder, self.launcher.slurm, name,
+                                   checkpoints=any(every(job.cfg) for chunk in chunks for job in chunk.jobs))
         submitted: list[_Submitted] = []
         for chunk in chunks:
             several = chunk.count > 1
@@ -558,14 +563,15 @@ class _Run:
         return submitted
 
     def _chunk_spec(self, chunk: _Chunk) -> dict[str, Any]:
-        """Everything the SLURM job needs, as plain data (see :func:`harness.sweep.remote.run_chunk`)."""
+        """Everything the SLURM job needs, as plain data (see :func:`harness.sweep.remote.train_chunk`)."""
         members = []
         for job in chunk.jobs:
             output_subdir, files = _hydra_files(job)
             members.append({"idx": job.idx, "run_dir": str(job.run_dir), "overrides": list(job.overrides),
                             "cfg": OmegaConf.to_container(job.cfg, resolve=True), "hydra_files": files,
                             "output_subdir": output_subdir, "wandb": self._member_wandb(job)})
-        return {"members": members, "pad_to": chunk.pad_to, "group_run": self._group_run_args(chunk.jobs)}
+        return {"members": members, "pad_to": chunk.pad_to, "group_run": self._group_run_args(chunk.jobs),
+                "checkpoint_root": str(self.sweep_dir)}
 
     def _wait(self, waiting: list[_Submitted]) -> None:
         """Poll until every SLURM job has ended: members done (result files) and job states

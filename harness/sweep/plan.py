@@ -35,7 +35,7 @@ DYNAMIC: dict[str, str] = {
     "regularizer.kind": "",
     "regularizer.rate": "",
 }
-NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "search", "hydra")
+NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "search", "hydra", "train.checkpoint_every")
 INTEGER_HPARAMS = ("seed", "order_seed")
 
 

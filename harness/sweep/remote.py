@@ -2,7 +2,7 @@
 
 With ``hydra.launcher.backend=slurm`` the fused launcher composes, validates, resumes, plans
 and chunks exactly as it does locally, then submits each chunk as one SLURM job through
-submitit. That job runs :func:`run_chunk`, which gets plain data only (the members' resolved
+submitit. That job runs :data:`run_chunk` (:func:`train_chunk`), which gets plain data only (the members' resolved
 configs as dicts, their folders, overrides and the text of their ``.hydra/`` files), never a
 live Hydra object, and writes each member's folder exactly as a local run does.
 
@@ -10,7 +10,7 @@ The submitter keeps ``<sweep dir>/slurm_jobs.json``, which maps each job number 
 job that trains it. A rerun of the same multirun skips finished jobs (resume) and waits for
 jobs still pending or running on the cluster instead of submitting them again.
 
-This module is imported on the cluster node by unpickling :func:`run_chunk`: it imports
+This module is imported on the cluster node by unpickling :data:`run_chunk`: it imports
 nothing heavy at module level, so :func:`harness.runtime.setup_jax` runs before JAX starts.
 """
 
@@ -47,13 +47,15 @@ def write_hydra_files(run_dir: str, output_subdir: Optional[str], files: dict[st
         (folder / name).write_text(text, encoding="utf-8")
 
 
-def run_chunk(spec: dict[str, Any]) -> dict[str, Any]:
+def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one chunk of a compile group and store every member (runs in the SLURM job).
 
     ``spec`` holds plain data: ``members`` (each with ``idx``, ``run_dir``, ``cfg`` (the
     resolved config as a dict), ``overrides``, ``hydra_files``, ``output_subdir`` and
-    ``wandb`` (member | none)), ``pad_to``, and ``group_run`` (one W&B run for the chunk, or
-    None). Returns the members' statuses and the chunk's timings.
+    ``wandb`` (member | none)), ``pad_to``, ``group_run`` (one W&B run for the chunk, or
+    None) and ``checkpoint_root`` (the sweep folder: with ``train.checkpoint_every`` set the
+    chunk saves checkpoints under it and, started again, resumes from them). Returns the
+    members' statuses and the chunk's timings.
     """
     from harness.runtime import setup_jax
 
@@ -63,17 +65,19 @@ def run_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from harness.job import store_member
-    from harness.sweep.engine import run_group
+    from harness.sweep import checkpoint
     from harness.sweep.writer import write_group_run, write_member_extras
 
     members = spec["members"]
     for m in members:
         write_hydra_files(m["run_dir"], m["output_subdir"], m["hydra_files"])
     cfgs = [OmegaConf.create(m["cfg"]) for m in members]
-    group = run_group(cfgs, pad_to=int(spec["pad_to"]))
+    root, pad_to = spec.get("checkpoint_root"), int(spec["pad_to"])
+    group = checkpoint.train_group(cfgs, root, pad_to=pad_to)
     statuses = {}
     for m, cfg, output in zip(members, cfgs, group.outputs):
         statuses[m["idx"]] = store_member(m["run_dir"], cfg, output, group, m["overrides"])["status"]
+    checkpoint.discard(cfgs, root, pad_to=pad_to)
     stored_s = time.perf_counter() - started
     # Plots and W&B runs come after every record is stored: a failure there loses no result.
     for m in members:
@@ -101,14 +105,44 @@ def run_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class RunChunk:
+    """The callable a SLURM job runs: :func:`train_chunk`, requeued on preemption or timeout.
+
+    submitit calls ``checkpoint(spec)`` when the job gets its signal (USR2, sent
+    ``signal_delay_s`` before the time limit, or by ``scancel --signal=USR2``) and requeues
+    what it returns: the same call. The requeued job restores the chunk from its last
+    checkpoint (``train.checkpoint_every``), or starts it again without one. How many
+    timeouts are requeued is the executor's ``max_num_timeout`` (see :func:`executor`);
+    preemptions always are.
+    """
+
+    def __call__(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return train_chunk(spec)
+
+    def checkpoint(self, spec: dict[str, Any]):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, spec)
+
+
+run_chunk = RunChunk()  # what the launcher submits (one SLURM job per chunk)
+
+
 # -- on the submitting side ---------------------------------------------------------------
 
+TIMEOUT_REQUEUES = 3  # with checkpoints: a chunk may run into its time limit this many times
 
-def executor(folder: str, params: dict[str, Any], name: str):
-    """A submitit executor for SLURM with the launcher's settings (keys as in slurm.yaml)."""
+
+def executor(folder: str, params: dict[str, Any], name: str, checkpoints: bool = False):
+    """A submitit executor for SLURM with the launcher's settings (keys as in slurm.yaml).
+
+    With ``checkpoints`` a job that reaches its time limit is requeued (up to
+    :data:`TIMEOUT_REQUEUES` times) and resumes from its checkpoint; without, a timeout ends it.
+    """
     import submitit
 
-    ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm",
+                               slurm_max_num_timeout=TIMEOUT_REQUEUES if checkpoints else 0)
     generic = {"timeout_min", "cpus_per_task", "gpus_per_node", "mem_gb", "nodes", "tasks_per_node"}
     update: dict[str, Any] = {"name": name, "nodes": 1, "tasks_per_node": 1}
     for key, value in params.items():

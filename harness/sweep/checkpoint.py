@@ -1,0 +1,194 @@
+"""Checkpoints of a group in training: save every N epochs, resume after a kill or preemption.
+
+With ``train.checkpoint_every=N`` (epochs; null or 0: off, the default) a group (or chunk)
+trains as a :class:`~harness.sweep.engine.GroupProgram` in segments of N epochs, and after
+every segment but the last its state is saved with orbax into
+
+    <root>/.checkpoints/<group key>-<members key>/<next period>/
+
+where ``root`` is the sweep folder (fused launcher, local or SLURM) or the job's folder (a
+single run, or one job of ``hydra/launcher=slurm``), and the members key is a hash of the
+members' config hashes and the padded member count: a checkpoint is only ever restored into
+the same members. A checkpoint holds the member-stacked training state (parameters,
+optimizer state, divergence flags), the first period not yet run, and the curves and
+confusion matrices so far. orbax writes each step into a temporary folder and renames it
+when complete, so a kill mid-save leaves the previous checkpoint intact.
+
+On start, a group whose checkpoint folder exists continues from its latest step; every
+restore is logged and appended to ``<root>/.checkpoints/resumed.jsonl``. Once the group's
+results are stored its folder is deleted (:func:`discard`). Because segments compute
+bitwise what one call computes (tests/test_segments.py), a run with checkpoints, interrupted
+or not, ends with exactly the metrics of a run without.
+
+``train.checkpoint_every`` changes no result, so it is neither part of a group's key
+(:data:`harness.sweep.plan.NOT_COMPUTE`) nor of a result's config hash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("harness.checkpoint")
+
+FOLDER = ".checkpoints"
+JOURNAL = "resumed.jsonl"
+FORMAT = 1  # bump when the saved layout changes: older checkpoints are then ignored
+
+
+def every(cfg: DictConfig) -> int:
+    """Epochs between checkpoints of a config (0: off)."""
+    return int(OmegaConf.select(cfg, "train.checkpoint_every", default=None) or 0)
+
+
+def members_key(cfgs: Sequence[DictConfig], pad_to: int = 0) -> str:
+    """Which members (and how many rows after padding) a checkpoint belongs to."""
+    from harness.results import config_hash
+    from harness.sweep.plan import digest
+
+    return digest({"format": FORMAT, "members": [config_hash(c) for c in cfgs], "pad_to": int(pad_to)})
+
+
+def folder(root: str | Path, cfgs: Sequence[DictConfig], pad_to: int = 0) -> Path:
+    """The checkpoint folder of these members under ``root``."""
+    from harness.sweep.plan import group_key
+
+    return Path(root) / FOLDER / f"{group_key(cfgs[0])}-{members_key(cfgs, pad_to)}"
+
+
+def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=None, pad_to: int = 0):
+    """Train a group as :func:`~harness.sweep.engine.run_group` does, with checkpoints under
+    ``root`` when the group's ``train.checkpoint_every`` is set (and ``root`` is given).
+
+    Returns the :class:`~harness.sweep.engine.GroupRun`. Call :func:`discard` once its
+    results are stored.
+    """
+    from harness.sweep.engine import run_group
+
+    n = every(cfgs[0])
+    if not n or root is None:
+        return run_group(cfgs, dataset=dataset, pad_to=pad_to)
+    return _train_with_checkpoints(cfgs, folder(root, cfgs, pad_to), n, dataset=dataset, pad_to=pad_to)
+
+
+def discard(cfgs: Sequence[DictConfig], root: str | Path | None, pad_to: int = 0) -> None:
+    """Delete the members' checkpoint folder (their results are stored), if any."""
+    if root is None or not every(cfgs[0]):
+        return
+    path = folder(root, cfgs, pad_to)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    try:
+        path.parent.rmdir()  # only if empty: no other group's checkpoints, no resumed.jsonl
+    except OSError:
+        pass
+
+
+def periods_per_checkpoint(epochs: int, budget) -> int:
+    """Evaluation periods in ``epochs`` epochs (a period is ``train.eval_every`` steps)."""
+    return max(1, round(epochs * budget.steps_per_epoch / budget.eval_every))
+
+
+def _manager(path: Path):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=1,  # the previous step is deleted only after the new one is complete
+        enable_async_checkpointing=False,  # saved before the next segment starts: simple, and cheap here
+        cleanup_tmp_directories=True,  # a save cut short by a kill leaves a tmp folder: removed
+    )
+    return ocp.CheckpointManager(path.absolute(), options=options)
+
+
+def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: int):
+    from harness.sweep.engine import GroupProgram, dataset_for
+
+    dataset = dataset or dataset_for(cfgs[0])
+    from harness.train.loop import make_budget
+
+    budget = make_budget(cfgs[0].train, len(dataset.x_train))
+    program = GroupProgram(cfgs, segment_periods=periods_per_checkpoint(epochs, budget), dataset=dataset,
+                           pad_to=pad_to)
+    manager = _manager(path)
+    try:
+        _restore(manager, program, path)
+        while not program.done:
+            program.step()
+            if not program.done:
+                _save(manager, program)
+        return program.finish()
+    finally:
+        manager.close()
+
+
+def _save(manager, program) -> None:
+    """One orbax step named by the next period: state leaves, curves and confusions so far."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    t0 = time.perf_counter()
+    leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(jax.device_get(program.state))]
+    curves, confusions = program.curves_so_far()
+    names = sorted(curves)
+    arrays = {
+        "state": {f"{i:04d}": a for i, a in enumerate(leaves)},
+        "curves": {f"{i:04d}": np.asarray(curves[k]) for i, k in enumerate(names)},
+        "confusions": np.asarray(confusions),
+    }
+    meta = {"format": FORMAT, "next_period": int(program.next_period), "num_periods": int(program.num_periods),
+            "rows": int(len(leaves[0])) if leaves else 0, "curve_names": names, "saved_at": time.time()}
+    manager.save(int(program.next_period), args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
+                                                                   meta=ocp.args.JsonSave(meta)))
+    log.debug(f"checkpoint at period {program.next_period}/{program.num_periods} in "
+              f"{time.perf_counter() - t0:.2f}s: {manager.directory}")
+
+
+def _restore(manager, program, path: Path) -> bool:
+    """Continue ``program`` from the latest complete checkpoint, if there is a usable one."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    step = manager.latest_step()
+    if step is None:
+        return False
+    t0 = time.perf_counter()
+    try:
+        saved = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(),
+                                                              meta=ocp.args.JsonRestore()))
+        meta, arrays = dict(saved["meta"]), saved["arrays"]
+        program.start()  # fresh state: its structure and shapes check the saved leaves
+        like, treedef = jax.tree_util.tree_flatten(program.state)
+        leaves = [np.asarray(arrays["state"][f"{i:04d}"]) for i in range(len(like))]
+        if meta.get("format") != FORMAT or meta.get("num_periods") != program.num_periods or len(arrays["state"]) != len(like):
+            raise ValueError(f"saved layout {meta} does not fit this group")
+        for new, old in zip(leaves, like):
+            if new.shape != old.shape or new.dtype != old.dtype:
+                raise ValueError(f"a saved array is {new.dtype}{list(new.shape)}, the group needs {old.dtype}{list(old.shape)}")
+        curves = {k: np.asarray(arrays["curves"][f"{i:04d}"]) for i, k in enumerate(meta["curve_names"])}
+        program.restore(jax.tree_util.tree_unflatten(treedef, leaves), int(meta["next_period"]), curves,
+                        np.asarray(arrays["confusions"]))
+    except Exception as exc:  # noqa: BLE001 - an unusable checkpoint means training from the start
+        log.warning(f"checkpoint {path}/{step} cannot be restored ({type(exc).__name__}: {exc}); training from the start")
+        program.start()
+        return False
+    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": str(path), "period": program.next_period,
+              "num_periods": program.num_periods, "members": program.n_members, "host": socket.gethostname(),
+              "pid": os.getpid(), "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+              "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"), "restore_s": round(time.perf_counter() - t0, 3)}
+    log.info(f"resumed {program.n_members} members from checkpoint {path.name} at period "
+             f"{program.next_period}/{program.num_periods}")
+    try:
+        with open(path.parent / JOURNAL, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError:
+        pass
+    return True

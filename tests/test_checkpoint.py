@@ -1,0 +1,134 @@
+"""Checkpoints (train.checkpoint_every): a run killed after a checkpoint and started again
+ends bitwise like a run without checkpoints, and the setting changes neither the compile
+group nor the config hash."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import SHRINK, compose_config, run_cli
+from harness.errors import ConfigError
+from harness.results import config_hash
+from harness.sweep import checkpoint
+from harness.sweep.engine import run_group
+from harness.sweep.plan import group_key
+from harness.validate import validate_config
+
+# 60 epochs of 25 steps, a checkpoint every 5 epochs: 12 saves. Both tests train the same two
+# members, so the second reuses the first's compiled reference program.
+TRAIN = ["data=circle", "logger=none", "output.plots=false", "train.epochs=60"]
+LRS = ("0.01", "0.1")
+
+
+def _cfgs(extra: list[str]) -> list:
+    return [compose_config(TRAIN + extra + [f"optim.lr={lr}"]) for lr in LRS]
+
+
+def _assert_bitwise(a, b) -> None:
+    flat_a, tree_a = jax.tree_util.tree_flatten(a)
+    flat_b, tree_b = jax.tree_util.tree_flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(flat_a, flat_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_checkpoint_every_is_validated_and_changes_no_key():
+    plain, with_ckpt = compose_config(TRAIN), compose_config(TRAIN + ["train.checkpoint_every=2"])
+    assert group_key(plain) == group_key(with_ckpt)  # the same compile group
+    assert config_hash(plain) == config_hash(with_ckpt)  # resume finds results made without it
+    validate_config(with_ckpt)
+    validate_config(compose_config(TRAIN + ["train.checkpoint_every=0"]))
+    with pytest.raises(ConfigError, match=r"train.checkpoint_every=-1 is not allowed: null or 0 \(off\)"):
+        validate_config(compose_config(TRAIN + ["train.checkpoint_every=-1"]))
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_interrupted_group_resumes_from_its_checkpoint_bitwise(tmp_path, monkeypatch):
+    """In one process: a group stopped right after its first checkpoint, trained again from
+    the same root, restores it and ends exactly like run_group without checkpoints."""
+    whole = run_group(_cfgs([]))
+    cfgs = _cfgs(["train.checkpoint_every=5"])
+    save = checkpoint._save
+
+    def save_then_die(manager, program):
+        save(manager, program)
+        raise _Killed
+
+    monkeypatch.setattr(checkpoint, "_save", save_then_die)
+    with pytest.raises(_Killed):
+        checkpoint.train_group(cfgs, tmp_path)
+    folder = checkpoint.folder(tmp_path, cfgs)
+    assert [p.name for p in folder.iterdir()] == ["5"]  # orbax step = the next period
+
+    monkeypatch.setattr(checkpoint, "_save", save)
+    resumed = checkpoint.train_group(cfgs, tmp_path)
+    for a, b in zip(whole.outputs, resumed.outputs):
+        _assert_bitwise(a, b)
+    (record,) = [json.loads(line) for line in (tmp_path / ".checkpoints" / "resumed.jsonl").read_text().splitlines()]
+    assert record["period"] == 5 and record["num_periods"] == 61 and record["members"] == 2
+    checkpoint.discard(cfgs, tmp_path)
+    assert not folder.exists()
+
+
+def _checkpoint_steps(root: Path) -> list[Path]:
+    """Complete orbax steps under root/.checkpoints (orbax renames a step's tmp folder when done)."""
+    return [p for p in root.glob(".checkpoints/*/*") if p.is_dir() and p.name.isdigit()]
+
+
+def test_multirun_killed_after_a_checkpoint_resumes_bitwise(tmp_path):
+    """A fused multirun SIGKILLed once its first checkpoint is on disk; the same command
+    again resumes from it and stores metrics and curves bitwise equal to a run without
+    checkpoints."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TRAIN, "train.checkpoint_every=5", f"optim.lr={','.join(LRS)}", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _checkpoint_steps(sweep):
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not list(sweep.glob("*/result.json"))  # killed before any result was stored
+    killed_at = int(_checkpoint_steps(sweep)[0].name)
+
+    again = run_cli(args, tmp_path)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-3000:]
+    assert "resumed 2 members from checkpoint" in out, out[-3000:]
+    (record,) = [json.loads(line) for line in (sweep / ".checkpoints" / "resumed.jsonl").read_text().splitlines()]
+    assert record["period"] >= killed_at and record["num_periods"] == 61
+    assert not _checkpoint_steps(sweep)  # deleted once the results are stored
+
+    # The reference: the same two jobs without checkpoints, stored by the same code.
+    from harness.job import store_member
+
+    cfgs = _cfgs([])
+    whole = run_group(cfgs)
+    for cfg, output in zip(cfgs, whole.outputs):
+        store_member(tmp_path / f"ref-{cfg.optim.lr}", cfg, output, whole, [])
+    for num in ("0", "1"):
+        got = json.loads((sweep / num / "result.json").read_text())
+        ref_dir = tmp_path / f"ref-{got['config']['optim']['lr']}"
+        want = json.loads((ref_dir / "result.json").read_text())
+        assert got["config_hash"] == want["config_hash"]
+        assert got["metrics"] == want["metrics"] and got["status"] == want["status"]
+        assert (sweep / num / "curves.csv").read_bytes() == (ref_dir / "curves.csv").read_bytes()

@@ -48,11 +48,34 @@ def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[
         log_group(group_dir, results, OmegaConf.create(logger_container), name=name)
 
 
-def _serve(tasks: "mp.Queue", done: "mp.Queue") -> None:
-    """Writer process main loop: run tasks until the ``None`` sentinel."""
+def _die_with_parent() -> None:
+    """On Linux, have the kernel SIGKILL this process when the sweep process dies (a W&B run
+    half-written by it is replaced by the rerun's); elsewhere the loop's parent check does."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def _serve(tasks: "mp.Queue", done: "mp.Queue", parent: int | None = None) -> None:
+    """Writer process main loop: run tasks until the ``None`` sentinel, or until the sweep
+    process is gone (killed: a rerun writes what is left, so an orphan must not race it)."""
+    import os
+
+    _die_with_parent()
     warnings.simplefilter("default")
     while True:
-        task = tasks.get()
+        if parent is not None and os.getppid() != parent:
+            break
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            continue
         if task is None:
             break
         kind, args = task
@@ -73,7 +96,9 @@ class BackgroundWriter:
         ctx = mp.get_context("spawn")  # never fork a process that has started JAX
         self.tasks: mp.Queue = ctx.Queue()
         self.done: mp.Queue = ctx.Queue()
-        self.process = ctx.Process(target=_serve, args=(self.tasks, self.done), daemon=True)
+        import os
+
+        self.process = ctx.Process(target=_serve, args=(self.tasks, self.done, os.getpid()), daemon=True)
         self.process.start()
         self.submitted = 0
         self.finished = 0

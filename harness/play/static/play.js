@@ -283,7 +283,7 @@ function drawCurves(canvas, series) {  // series: [{values, colour, width}]
 }
 
 function last(a) { for (let i = a.length - 1; i >= 0; i--) if (a[i] !== null) return a[i]; return null; }
-function fmt(v) { return v === null || v === undefined ? "diverged" : v.toFixed(3); }
+function fmt(v, gone) { return gone ? "diverged" : v === null || v === undefined ? "\u2013" : v.toFixed(3); }
 
 function buildGrid() {
   const grid = $("grid"); grid.innerHTML = "";
@@ -305,8 +305,8 @@ function draw() {
     { values: curves[0].train, colour: "#999", width: 1.5 },
     { values: curves[0].test, colour: "#000", width: 1.5 },
   ]);
-  $("test-loss").textContent = fmt(last(curves[0].test));
-  $("train-loss").textContent = fmt(last(curves[0].train));
+  $("test-loss").textContent = fmt(last(curves[0].test), diverged[0]);
+  $("train-loss").textContent = fmt(last(curves[0].train), diverged[0]);
   for (const cell of document.querySelectorAll("#grid .cell")) {
     const value = +cell.dataset.value;
     const idx = info.members.map((m, i) => i).filter((i) => info.members[i].value === value);
@@ -314,7 +314,8 @@ function draw() {
     drawCurves(cell.querySelector(".curve"), idx.map((i) => ({ values: curves[i].test, colour: "#000" })));
     const tests = idx.map((i) => last(curves[i].test)).filter((v) => v !== null);
     const mean = tests.length ? tests.reduce((a, b) => a + b, 0) / tests.length : null;
-    cell.querySelector(".nums").textContent = `test loss ${fmt(mean)}` + (idx.length > 1 ? ` (mean of ${idx.length} seeds)` : "");
+    const gone = idx.every((i) => diverged[i]);
+    cell.querySelector(".nums").textContent = `test loss ${fmt(mean, gone)}` + (idx.length > 1 ? ` (mean of ${tests.length} seeds)` : "");
     cell.classList.toggle("diverged", idx.some((i) => diverged[i]));
   }
 }

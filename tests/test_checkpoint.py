@@ -56,6 +56,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.slow  # the same as the multirun test below, in one process (for debugging)
 def test_interrupted_group_resumes_from_its_checkpoint_bitwise(tmp_path, monkeypatch):
     """In one process: a group stopped right after its first checkpoint, trained again from
     the same root, restores it and ends exactly like run_group without checkpoints."""
@@ -83,9 +84,71 @@ def test_interrupted_group_resumes_from_its_checkpoint_bitwise(tmp_path, monkeyp
     assert not folder.exists()
 
 
+def test_preemption_signals_wait_for_the_segment_and_its_save():
+    """submitit's USR2 handler (requeue and exit) must not land mid-save: it runs when the
+    block ends, once per signal; a signal without a Python handler is left alone."""
+    seen = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: seen.append(signum))
+    try:
+        with checkpoint._signals_deferred():
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.05)
+            assert seen == []
+        assert seen == [signal.SIGUSR2]
+        assert signal.getsignal(signal.SIGUSR2) is not None and seen == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    with checkpoint._signals_deferred() as deferred:
+        assert signal.SIGUSR1 not in deferred.saved  # default action: not touched
+
+
 def _checkpoint_steps(root: Path) -> list[Path]:
     """Complete orbax steps under root/.checkpoints (orbax renames a step's tmp folder when done)."""
     return [p for p in root.glob(".checkpoints/*/*") if p.is_dir() and p.name.isdigit()]
+
+
+def _kill_after_first_checkpoint(args: list[str], cwd: Path, root: Path) -> int:
+    """Start ``harness-train args``, SIGKILL it (and its children) as soon as a complete
+    checkpoint is under ``root``; return that checkpoint's period."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _checkpoint_steps(root):
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not list(root.glob("**/result.json"))  # killed before any result was stored
+    return int(_checkpoint_steps(root)[0].name)
+
+
+def _reference(cfgs: list, root: Path) -> dict[float, Path]:
+    """The same members without checkpoints (run_group), stored by the same code; lr -> folder."""
+    from harness.job import store_member
+
+    whole = run_group(cfgs)
+    folders = {}
+    for cfg, output in zip(cfgs, whole.outputs):
+        folders[cfg.optim.lr] = root / f"ref-{cfg.optim.lr}"
+        store_member(folders[cfg.optim.lr], cfg, output, whole, [])
+    return folders
+
+
+def _assert_same_result(run_dir: Path, ref_dir: Path) -> None:
+    got = json.loads((run_dir / "result.json").read_text())
+    want = json.loads((ref_dir / "result.json").read_text())
+    assert got["config_hash"] == want["config_hash"]
+    assert got["metrics"] == want["metrics"] and got["status"] == want["status"]
+    assert (run_dir / "curves.csv").read_bytes() == (ref_dir / "curves.csv").read_bytes()
+
+
+def _journal(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / ".checkpoints" / "resumed.jsonl").read_text().splitlines()]
 
 
 def test_multirun_killed_after_a_checkpoint_resumes_bitwise(tmp_path):
@@ -94,41 +157,33 @@ def test_multirun_killed_after_a_checkpoint_resumes_bitwise(tmp_path):
     checkpoints."""
     sweep = tmp_path / "sweep"
     args = ["-m", *TRAIN, "train.checkpoint_every=5", f"optim.lr={','.join(LRS)}", f"hydra.sweep.dir={sweep}"]
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not _checkpoint_steps(sweep):
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    assert not list(sweep.glob("*/result.json"))  # killed before any result was stored
-    killed_at = int(_checkpoint_steps(sweep)[0].name)
+    killed_at = _kill_after_first_checkpoint(args, tmp_path, sweep)
 
     again = run_cli(args, tmp_path)
     out = again.stdout + again.stderr
     assert again.returncode == 0, out[-3000:]
     assert "resumed 2 members from checkpoint" in out, out[-3000:]
-    (record,) = [json.loads(line) for line in (sweep / ".checkpoints" / "resumed.jsonl").read_text().splitlines()]
-    assert record["period"] >= killed_at and record["num_periods"] == 61
+    (record,) = _journal(sweep)
+    assert record["period"] >= killed_at and record["num_periods"] == 61 and record["members"] == 2
     assert not _checkpoint_steps(sweep)  # deleted once the results are stored
 
-    # The reference: the same two jobs without checkpoints, stored by the same code.
-    from harness.job import store_member
-
-    cfgs = _cfgs([])
-    whole = run_group(cfgs)
-    for cfg, output in zip(cfgs, whole.outputs):
-        store_member(tmp_path / f"ref-{cfg.optim.lr}", cfg, output, whole, [])
+    ref = _reference(_cfgs([]), tmp_path)
     for num in ("0", "1"):
-        got = json.loads((sweep / num / "result.json").read_text())
-        ref_dir = tmp_path / f"ref-{got['config']['optim']['lr']}"
-        want = json.loads((ref_dir / "result.json").read_text())
-        assert got["config_hash"] == want["config_hash"]
-        assert got["metrics"] == want["metrics"] and got["status"] == want["status"]
-        assert (sweep / num / "curves.csv").read_bytes() == (ref_dir / "curves.csv").read_bytes()
+        lr = json.loads((sweep / num / "result.json").read_text())["config"]["optim"]["lr"]
+        _assert_same_result(sweep / num, ref[lr])
+
+
+@pytest.mark.slow
+def test_single_run_killed_after_a_checkpoint_resumes_in_its_folder(tmp_path):
+    """harness-train (one job) keeps its checkpoints in its own folder: run again into the
+    same folder (as hydra/launcher=slurm's requeued job is), it resumes."""
+    run_dir = tmp_path / "run"
+    args = [*TRAIN, "train.checkpoint_every=5", "optim.lr=0.01", f"hydra.run.dir={run_dir}"]
+    killed_at = _kill_after_first_checkpoint(args, tmp_path, run_dir)
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    (record,) = _journal(run_dir)
+    assert record["period"] >= killed_at and record["members"] == 1
+    assert not _checkpoint_steps(run_dir)
+    ref = _reference([compose_config(TRAIN + ["optim.lr=0.01"])], tmp_path)
+    _assert_same_result(run_dir, ref[0.01])

@@ -122,12 +122,50 @@ def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: i
     try:
         _restore(manager, program, path)
         while not program.done:
-            program.step()
-            if not program.done:
-                _save(manager, program)
+            # A preemption or timeout signal (submitit's USR2 handler requeues the job and
+            # exits) waits until this segment is trained and saved: it never lands mid-save,
+            # and the requeued job loses nothing.
+            with _signals_deferred():
+                program.step()
+                if not program.done:
+                    _save(manager, program)
         return program.finish()
     finally:
         manager.close()
+
+
+class _signals_deferred:
+    """Hold back Python-level handlers of USR1/USR2/TERM (submitit installs them in SLURM
+    jobs) until the block ends, then run them for each signal that came. Only in the main
+    thread, and only for signals that have a Python handler: default actions (a plain kill)
+    and Ctrl-C are left alone."""
+
+    SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
+
+    def __enter__(self) -> "_signals_deferred":
+        import signal
+        import threading
+
+        self.saved: dict = {}
+        self.caught: list = []
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self.SIGNALS:
+            num = getattr(signal, name, None)
+            handler = signal.getsignal(num) if num is not None else None
+            if callable(handler):
+                self.saved[num] = handler
+                signal.signal(num, lambda signum, frame: self.caught.append(signum))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for num, handler in self.saved.items():
+            signal.signal(num, handler)
+        for signum in self.caught:
+            log.info(f"running the deferred handler of signal {signal.Signals(signum).name}")
+            self.saved[signum](signum, None)
 
 
 def _save(manager, program) -> None:
@@ -160,6 +198,7 @@ def _restore(manager, program, path: Path) -> bool:
     step = manager.latest_step()
     if step is None:
         return False
+    program.compile()  # not timed as restoring
     t0 = time.perf_counter()
     try:
         saved = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(),

@@ -41,10 +41,11 @@ def write_hydra_files(run_dir: str, output_subdir: Optional[str], files: dict[st
     """Write a job's ``.hydra/`` files from the text the launcher composed (as ``run_job`` does)."""
     if output_subdir is None:  # hydra.output_subdir=null: Hydra writes none either
         return
+    from harness.store import write_text_atomic
+
     folder = Path(run_dir) / output_subdir
-    folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (folder / name).write_text(text, encoding="utf-8")
+        write_text_atomic(folder / name, text)
 
 
 def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +62,9 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
 
     setup_jax()  # before JAX starts: compile cache, XLA flags (submitit never runs main())
     logging.getLogger("jax").setLevel(logging.WARNING)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
+    logging.getLogger("harness").setLevel(logging.INFO)  # e.g. "resumed ... from checkpoint" in the job's log
     started = time.perf_counter()
     from omegaconf import OmegaConf
 

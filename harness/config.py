@@ -109,6 +109,8 @@ class TrainConfig:
     # Epochs between checkpoints (orbax; resume after a kill or SLURM preemption); null/0: off.
     # Changes no result: not part of the compile group or of the config hash.
     checkpoint_every: Optional[int] = None
+    init_from: Optional[str] = None  # a params.npz (output.save_params=true): every layer but the head
+    freeze: str = "none"  # none | features (train the head only: a linear probe)
 
 
 @dataclass

@@ -8,6 +8,7 @@ the checks a type cannot express (ranges, known names, consistency). Every failu
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -102,6 +103,9 @@ def validate_config(cfg: DictConfig) -> None:
     every = t.get("checkpoint_every")
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
         raise ConfigError("train.checkpoint_every", every, "null or 0 (off), or an integer >= 1 (epochs between checkpoints)")
+    _choice("train.freeze", t.freeze, ("none", "features"))
+    if t.init_from is not None and not os.path.isfile(str(t.init_from)):
+        raise ConfigError("train.init_from", t.init_from, "null or a params.npz written with output.save_params=true (no such file)")
     _count("seed", cfg.seed, minimum=0)
     _count("train.order_seed", t.order_seed, minimum=0, optional=True)
     _count("data.seed", cfg.data.seed, minimum=0)

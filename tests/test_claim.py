@@ -95,10 +95,16 @@ def test_every_claim_file_builds_valid_jobs(name, scale):
     claim["scale"] = scale
     resolved = resolve_scale(claim)
     assert resolved["seeds"] >= (5 if scale == "full" else 1)
-    for sweep in sweeps(resolved):
-        for pick in (0, -1):
+    from harness.claim.spec import stages
+
+    for sweep in stages(resolved) + sweeps(resolved):
+        # Variants: each one's own overrides, except those naming a stage's output (not run here).
+        variants = [[o for o in extra if "${stage:" not in o] for _, extra in sweep.variants] or [[]]
+        for pick, extra in [(p, e) for p in (0, -1) for e in variants]:
             overrides = []
-            for o in sweep.overrides:
+            for o in [*sweep.overrides, *extra]:
+                if o.startswith("hydra."):
+                    continue
                 key, _, value = o.partition("=")
                 if value.startswith("range("):
                     value = "0"

@@ -26,10 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from omegaconf import OmegaConf
 
 from harness.data.base import Dataset
 from harness.models import build_model
-from harness.train import objective
+from harness.train import objective, transfer
 from harness.train.optim import make_optimizer
 
 EVAL_CHUNK = 1024  # examples per evaluation chunk: bounds memory for large test sets
@@ -201,6 +202,19 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
     measure_gns = bool(cfg.train.grad_noise_scale)
     dropout = float(cfg.model.dropout) > 0
     gns_names = ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")
+    # Transfer (harness.train.transfer): pretrained feature layers enter as constants, read
+    # here in Python; the head is always freshly initialised.
+    init_from = OmegaConf.select(cfg, "train.init_from", default=None)
+    freeze = str(OmegaConf.select(cfg, "train.freeze", default="none"))
+    features = None
+    if init_from is not None:
+        shapes = jax.eval_shape(lambda x: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)},
+                                                     x, train=False)["params"], dataset.x_train[:1])
+        features = transfer.feature_constants(shapes, transfer.load_params(init_from))
+
+    def make_tx(hparams, params):
+        tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
+        return transfer.with_freeze(tx, params, freeze)
 
     def apply(params, x, train, rng):
         rngs = {"dropout": rng} if (train and dropout) else None
@@ -258,7 +272,9 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         params = model.init({"params": init_key, "dropout": dropout_key}, data["x_train"][:1], train=False)["params"]
         # init_scale multiplies weights (not biases): a dynamic knob on the init's spread.
         params = jax.tree_util.tree_map(lambda p: p * hparams["init_scale"] if p.ndim >= 2 else p, params)
-        tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
+        if features is not None:
+            params = transfer.load_features(params, features)
+        tx = make_tx(hparams, params)
         return {
             "params": params,
             "opt_state": tx.init(params),
@@ -270,7 +286,7 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         _, dropout_key = split_key(key)
         order_key = jax.random.PRNGKey(hparams["order_seed"])
         x_train, y_train = data["x_train"], data["y_train"]
-        tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
+        tx = make_tx(hparams, state["params"])
 
         def grad_noise_scale(params, small_gsq, dropout_key):
             """McCandlish et al. 2018, appendix A, two batch sizes: B_small = the training batch

@@ -390,3 +390,90 @@ def test_fused_slurm_job_failure_marks_its_members_failed(slurm, tmp_path, fused
     for num, result in results.items():
         assert result["status"] == "failed" and f"SLURM job {job_id}" in result["error"], result
         assert (sweep_dir / num / ".hydra" / "overrides.yaml").is_file()
+
+
+# -- checkpoints and preemption -------------------------------------------------------------
+
+
+def _checkpoint_steps(sweep_dir: Path) -> list[Path]:
+    """Complete orbax checkpoints (orbax renames a step's temporary folder once it is whole)."""
+    return [p for p in sweep_dir.glob(".checkpoints/*/*") if p.is_dir() and p.name.isdigit()]
+
+
+def _squeue_state(job_id: str) -> str:
+    return subprocess.run(["squeue", "-h", "-o", "%T", "-j", job_id], capture_output=True, text=True,
+                          timeout=30).stdout.strip()
+
+
+def test_fused_slurm_job_interrupted_resumes_from_its_checkpoint(slurm, tmp_path, fused_env):
+    """A SLURM job of a fused multirun with train.checkpoint_every gets USR2 (what SLURM sends
+    signal_delay_s before the time limit) after its first checkpoint: submitit requeues it,
+    the job resumes from the checkpoint, and its members' metrics and curves equal an
+    uninterrupted local run's without checkpoints, bit for bit. Then the same command
+    submits nothing (finished members are skipped)."""
+    # 60 epochs, a checkpoint every 5: 2 members in one group, so one SLURM job.
+    sweep = ["data=circle", "logger=none", "output.plots=false", "train.epochs=60", "optim.lr=0.01,0.1",
+             "hydra/launcher=fused"]
+    local_dir, sweep_dir = tmp_path / "local", tmp_path / "sweep"
+    local = subprocess.Popen([sys.executable, "-m", "harness.train", "-m", *sweep, f"hydra.sweep.dir={local_dir}"],
+                             cwd=tmp_path, env=fused_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    args = ["-m", *sweep, "train.checkpoint_every=5", *ON_SLURM, f"hydra.sweep.dir={sweep_dir}"]
+    log_file = tmp_path / "slurm.log"
+    job_id = None
+    t0 = time.monotonic()
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=tmp_path, env=fused_env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not _checkpoint_steps(sweep_dir):
+                assert proc.poll() is None, f"{log_file.read_text()[-3000:]}\n{_submitit_logs(sweep_dir)}"
+                assert time.monotonic() < deadline, f"no checkpoint after 300 s\n{_submitit_logs(sweep_dir)}"
+                time.sleep(0.1)
+            first = int(_checkpoint_steps(sweep_dir)[0].name)
+            (job_id,) = set(_slurm_job_ids(sweep_dir).values())
+            interrupted = time.monotonic()
+            subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=30)
+            # Requeued, the job is PENDING; SLURM makes a requeued job eligible only about two
+            # minutes later (Reason=BeginTime), which the test skips.
+            deadline = time.monotonic() + 120
+            while _squeue_state(job_id) != "PENDING":
+                assert time.monotonic() < deadline, f"job {job_id} not requeued\n{_submitit_logs(sweep_dir)}"
+                time.sleep(0.2)
+            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
+            rc = proc.wait(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if job_id and proc.returncode != 0:  # a finished job is left alone (state COMPLETED)
+                subprocess.run(["scancel", job_id], timeout=30)
+    took, resumed_after = time.monotonic() - t0, time.monotonic() - interrupted
+    text, job_logs = log_file.read_text(errors="replace"), _submitit_logs(sweep_dir)
+    assert rc == 0, f"{text[-3000:]}\n{job_logs}"
+    assert "2 trained, 0 skipped" in text and "failed 0" in text, text[-3000:]
+    # submitit took the signal as a time-out (10 min limit) and requeued: allowed because
+    # checkpointing sets max_num_timeout; the restarted job resumed from a checkpoint.
+    assert "this job is timed-out" in job_logs and f"Requeued job {job_id} (2 remaining timeouts)" in job_logs, job_logs
+    assert "resumed 2 members from checkpoint" in job_logs, job_logs
+    journal = sweep_dir / ".checkpoints" / "resumed.jsonl"
+    (record,) = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert record["slurm_job_id"] == job_id and record["slurm_restart_count"] == "1", record
+    assert record["period"] >= first and record["num_periods"] == 61, record
+    assert not _checkpoint_steps(sweep_dir)  # deleted once the results were stored
+    assert _submitit_job_dirs(sweep_dir) == [job_id]  # the same SLURM job, requeued
+
+    assert local.wait(timeout=300) == 0, local.stdout.read()[-3000:]
+    want, got = _job_results(local_dir), _job_results(sweep_dir)
+    assert sorted(got) == sorted(want) == ["0", "1"]
+    for num in got:
+        assert got[num]["status"] == "ok" and got[num]["config_hash"] == want[num]["config_hash"]
+        assert got[num]["metrics"] == want[num]["metrics"], num  # bitwise: JSON floats of float32s
+        assert (sweep_dir / num / "curves.csv").read_bytes() == (local_dir / num / "curves.csv").read_bytes()
+    print(f"\ncheckpointed fused job on SLURM, interrupted after period {first} and resumed at period "
+          f"{record['period']}: {took:.1f} s in all, {resumed_after:.1f} s from the signal to the results")
+
+    # Resubmitting the finished sweep skips its members: nothing is submitted.
+    again = _harness(args, tmp_path, fused_env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 of 2 jobs already have results" in again.stdout + again.stderr
+    assert _submitit_job_dirs(sweep_dir) == [job_id]

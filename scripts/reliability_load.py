@@ -70,6 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(args.out or tempfile.mkdtemp(prefix="harness-load-"))
+    root.mkdir(parents=True, exist_ok=True)
     sweep = root / "sweep"
     if sweep.exists():
         shutil.rmtree(sweep)

@@ -326,7 +326,7 @@ def launcher_line(log: str) -> dict[str, float]:
         text = Path(log).read_text(errors="replace")
     except OSError:
         return {}
-    m = re.findall(r"compile ([\d.]+)s run ([\d.]+)s wall ([\d.]+)s", text)
+    m = re.findall(r"compile ([\d.]+)s run ([\d.]+)s (?:store [\d.]+s )?wall ([\d.]+)s", text)
     if not m:
         return {}
     c, r, wl = map(float, m[-1])

@@ -138,3 +138,32 @@ def test_large_group_is_chunked_into_one_program(tmp_path):
     assert sorted(r["seed"] for r in results.values()) == list(range(7))
     # Chunks of 3, 2, 2 members are padded to 3: later chunks reuse the first one's program.
     assert sorted(r["timings"]["compiled"] for r in results.values()) == [False] * 4 + [True] * 3
+
+
+def test_fused_job_folders_match_hydras_run_job(tmp_path):
+    """Without Hydra callbacks the fused launcher writes each job's ``.hydra/`` files itself
+    (fast path); with callbacks it goes through Hydra's ``run_job``, so callbacks see every
+    job. Both give the same files, and the callbacks fire once per job."""
+    from omegaconf import OmegaConf
+
+    sweep = ["optim.lr=0.01,0.1"]
+    callback = "+hydra.callbacks.log_return._target_=hydra.experimental.callbacks.LogJobReturnCallback"
+    fast = run_cli(["-m", *TINY, *sweep, "hydra.sweep.dir=fast"], tmp_path)
+    assert fast.returncode == 0, fast.stderr
+    hydra_path = run_cli(["-m", *TINY, *sweep, callback, "hydra.sweep.dir=slow"], tmp_path)
+    assert hydra_path.returncode == 0, hydra_path.stderr
+    assert (hydra_path.stdout + hydra_path.stderr).count("Succeeded with return value") == 2
+
+    for job in ("0", "1"):
+        fast_dir, slow_dir = tmp_path / "fast" / job / ".hydra", tmp_path / "slow" / job / ".hydra"
+        for name in ("config.yaml", "overrides.yaml"):
+            assert (fast_dir / name).read_text() == (slow_dir / name).read_text(), name
+        fast_hydra = OmegaConf.to_container(OmegaConf.load(fast_dir / "hydra.yaml"))["hydra"]
+        slow_hydra = OmegaConf.to_container(OmegaConf.load(slow_dir / "hydra.yaml"))["hydra"]
+        for node in (fast_hydra, slow_hydra):  # what the two commands set differently
+            node.pop("callbacks")
+            node["overrides"].pop("hydra")
+            node["sweep"].pop("dir")
+            node["runtime"].pop("output_dir")
+        assert fast_hydra == slow_hydra
+        assert fast_hydra["job"]["num"] == int(job) and fast_hydra["job"]["id"] == job

@@ -9,12 +9,16 @@ bug) keeps Hydra's report, and ``HYDRA_FULL_ERROR=1`` still gives the full trace
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 from typing import Any
 
 EXIT_CONFIG_ERROR = 2
+EXIT_STORAGE_ERROR = 1
+# Errors of the place results go (full, read-only, not permitted, over quota, not a folder).
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR, errno.EFBIG}
 
 
 def one_line(ex: BaseException) -> str:
@@ -67,6 +71,17 @@ def yaml_line(ex: BaseException) -> str:
     return f"{where} is not allowed: valid YAML ({what})"
 
 
+def storage_line(ex: OSError) -> str:
+    """A results folder that cannot be written: which file, why, and that nothing is partial."""
+    name = str(ex.filename or "the results folder")
+    temp = re.match(r"^(.*/)?\.(.+)\.[^./]+\.tmp$", name)  # a temp file: name its target
+    if temp:
+        name = (temp.group(1) or "") + temp.group(2)
+    return (f"cannot write {name}: {ex.strerror or ex} (errno {errno.errorcode.get(ex.errno, ex.errno)}); "
+            "files are written whole or not at all, so what is stored is complete: free space or fix the "
+            "folder's permissions, then rerun the same command (finished jobs are skipped)")
+
+
 def _available_options(text: str) -> list[str]:
     """The options Hydra lists under "Available options in '<group>':" (schemas left out)."""
     options, inside = [], False
@@ -104,7 +119,12 @@ def install() -> None:
                 raise
             print(f"error: {yaml_line(ex)}", file=sys.stderr)
             sys.exit(EXIT_CONFIG_ERROR)
-        except Exception as ex:  # not a config mistake: Hydra's own report
+        except Exception as ex:  # not a config mistake: Hydra's own report, unless storage failed
+            if (isinstance(ex, OSError) and ex.errno in STORAGE_ERRNOS
+                    and os.environ.get("HYDRA_FULL_ERROR") != "1"):
+                print(f"error: {storage_line(ex)}", file=sys.stderr)
+                sys.exit(EXIT_STORAGE_ERROR)
+
             def reraise() -> Any:
                 raise ex
 

@@ -151,6 +151,9 @@ def verdicts(analyses: list[Analysis], claim: dict) -> dict[str, Any]:
         b = critical_batch(a.runs)
         if b is not None:
             entry["gradient_noise_scale_b_simple"] = b
+        if a.selection:  # the nuisance setting chosen on validation for each scientific value
+            entry["chosen"] = [{k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+                                for k, v in row.items()} for row in a.selection]
         out["settings"].setdefault(a.sweep.setting, {})[a.sweep.protocol] = entry
     return out
 
@@ -223,6 +226,13 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         for name, extra in (a.verdict.get("also") or {}).items():
             lines.append(f"| {a.sweep.setting} | {a.sweep.label}: {extra['statement']} | **{extra['verdict']}** | "
                          f"{extra['reason']} | {a.verdict['runs']} | {a.verdict['diverged_runs']} |  |")
+    chosen = [(a, row) for a in analyses for row in (a.selection or [])]
+    if chosen:
+        lines += ["", "## Nuisance settings chosen on validation", "",
+                  "| setting | protocol | choice | validation mean |", "|---|---|---|---|"]
+        for a, row in chosen:
+            choice = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("select_mean", "ok", "n"))
+            lines.append(f"| {a.sweep.setting} | {a.sweep.protocol} | {choice} | {float(row['select_mean']):.4g} |")
     lines += ["", "B_simple is the gradient noise scale (McCandlish et al. 2018), measured during training: the "
               "predicted critical batch size, above which larger batches stop paying off in steps.", "",
               "## Tables", "", "See `table.md` (also `table.csv`, `table.tex`).", "", "## Figures", ""]

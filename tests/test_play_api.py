@@ -76,6 +76,12 @@ def test_session_start_step_snapshot(client, session):
     assert np.all(test[:, -1] < test[:, 0]), test  # every seed learns something
     fields = [_field(f, session["resolution"]) for f in last["fields"]]
     assert all(np.abs(a - b).max() > 0.01 for a, b in zip(fields, fields0))  # the boundaries moved
+    # Playground's thumbnails: each hidden neuron of the first network, each input feature.
+    thumbs = session["thumb_resolution"]
+    assert len(last["neurons"]) == 3 and all(np.abs(_field(n, thumbs)).max() > 0.1 for n in last["neurons"])
+    assert sorted(session["feature_fields"]) == sorted(["x1", "x2", "x1sq", "x2sq", "x1x2", "sin_x1", "sin_x2"])
+    x1 = _field(session["feature_fields"]["x1"], thumbs).reshape(thumbs, thumbs)
+    assert x1[0, 0] < 0 < x1[0, -1]  # x1 grows to the right
 
     # Incremental: curves from period `since` on, without training.
     snap = client.get(f"/api/session/{sid}?since=10").json()
@@ -105,6 +111,21 @@ def test_compare_returns_one_field_per_value(client):
     fields = [_field(f, info["resolution"]) for f in snap["fields"]]
     assert np.abs(fields[0] - fields[2]).max() > 0  # different penalties, different networks
     assert len({tuple(c) for c in snap["curves"]["train"]}) == 3
+    assert snap["neurons"] is None  # thumbnails only with one network on screen
+
+
+@pytest.mark.slow
+def test_regression_and_a_static_comparison(client):
+    """A regression set, and a comparison over a shape (batch size): one program per value."""
+    r = client.post("/api/session?data=reg_plane&hidden=2&compare=batch&lr=0.01")
+    assert r.status_code == 200, r.text
+    info = r.json()
+    assert info["problem"] == "regression" and info["groups"] == 4
+    assert isinstance(info["points"]["train"][0][2], float)
+    snap = client.post(f"/api/session/{info['id']}/step?since=0").json()
+    assert snap["epoch"] == 3 and len(snap["fields"]) == 4
+    test = np.asarray(snap["curves"]["test"], float)
+    assert np.all(test[:, -1] < test[:, 0])
 
 
 class Cli(str):

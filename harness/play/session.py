@@ -19,8 +19,10 @@ import threading
 import time
 from typing import Any
 
+import jax
 import numpy as np
 
+from harness.play import neurons
 from harness.play.settings import EPOCHS, Member, Settings, member_configs
 from harness.sweep.engine import GroupProgram
 from harness.sweep.plan import plan_groups
@@ -92,6 +94,7 @@ class Session:
             return [[round(float(x), 3), round(float(y), 3), round(float(v), 3)] for (x, y), v in zip(xy, labels)]
 
         res = int(self.members[0].cfg.output.boundary_resolution)
+        features = neurons.feature_fields(ds)
         return {
             "id": self.id,
             "settings": self.settings.as_dict(),
@@ -106,7 +109,19 @@ class Session:
             "extent": list(ds.input_extent or (-6.0, 6.0)),
             "points": {"train": rows("train", ds.y_train), "test": rows("test", ds.y_test)},
             "start_s": round(self.start_s, 3),
+            "thumb_resolution": neurons.RESOLUTION,
+            "feature_fields": {k: encode_field(f) for k, f in features.items()} if features else None,
         }
+
+    def _neurons(self) -> list[str] | None:
+        """The first network's hidden neurons as thumbnails (one network on screen only)."""
+        if self.settings.compare != "none":
+            return None
+        program, idx = next((p, idx) for p, idx in self.groups if 0 in idx)
+        j = idx.index(0)
+        params = jax.tree_util.tree_map(lambda a: a[j], program.state["params"])
+        fields = neurons.neuron_fields(self.members[0].cfg, self.dataset, params)
+        return None if fields is None else [encode_field(f) for f in fields]
 
     def snapshot(self, since: int = 0) -> dict[str, Any]:
         """Curves from period ``since`` on, the latest losses and every member's field."""
@@ -134,4 +149,5 @@ class Session:
                 "curves": {name.split("/")[0]: values for name, values in curves.items()},
                 "fields": fields,
                 "diverged": diverged,
+                "neurons": self._neurons(),
             }

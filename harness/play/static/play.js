@@ -16,6 +16,7 @@ let info = null;         // the session's fixed facts (members, points, grid)
 let curves = null;       // per member: {train: [], test: []}
 let fields = [];         // per member: Uint8Array of the field (0..255 = -1..1)
 let diverged = [];
+let neurons = null;      // the first network's hidden neurons (Uint8Array each), one network on screen only
 let periods = 0;         // evaluation periods received (the next "since")
 let epoch = 0;
 let stream = null;       // the EventSource while playing
@@ -54,7 +55,7 @@ function buildControls() {
   const feats = $("features");
   for (const f of options.features) {
     const l = document.createElement("label");
-    l.innerHTML = `<input type="checkbox" id="feat-${f}" value="${f}"> ${FEATURE_LABELS[f] || f}`;
+    l.innerHTML = `<input type="checkbox" id="feat-${f}" value="${f}"> <canvas class="thumb" id="thumb-${f}" width="24" height="24"></canvas> ${FEATURE_LABELS[f] || f}`;
     feats.appendChild(l);
     l.querySelector("input").addEventListener("change", () => {
       const on = options.features.filter((n) => $("feat-" + n).checked);
@@ -122,14 +123,15 @@ function showSettings() {
   h.forEach((n, i) => {
     const row = document.createElement("div"); row.className = "layer";
     row.innerHTML = `<button class="add-neuron">+</button><button class="remove-neuron">&minus;</button>` +
-      `<span class="neurons">${n} neuron${n === 1 ? "" : "s"}</span> <span class="dots">${"<span></span>".repeat(n)}</span>`;
+      `<span class="neurons">${n} neuron${n === 1 ? "" : "s"}</span> <span class="dots">` +
+      Array.from({ length: n }, (_, k) => `<canvas class="thumb neuron" data-layer="${i}" data-unit="${k}" width="24" height="24"></canvas>`).join("") + "</span>";
     row.querySelector(".add-neuron").addEventListener("click", () => { const hh = hidden(); if (hh[i] < options.limits.neurons) { hh[i]++; change({ hidden: hh.join(",") }); } });
     row.querySelector(".remove-neuron").addEventListener("click", () => { const hh = hidden(); if (hh[i] > 1) { hh[i]--; change({ hidden: hh.join(",") }); } });
     layers.appendChild(row);
   });
   const comparing = settings.compare !== "none";
   $("grid-col").hidden = !comparing;
-  $("out-label").textContent = comparing ? "(the first value, first seed)" : "";
+  $("out-col").hidden = comparing;  // the grid shows every value instead
   $("grid-title").textContent = comparing ? `Compare: ${$("compare").selectedOptions[0].textContent}, ${settings.seeds} seed(s) each, trained at once` : "";
 }
 
@@ -179,9 +181,10 @@ function apply(snap) {
       c.length = snap.since;  // the snapshot's curves start at period `since`
       for (const v of add) c.push(v);
     }
-    if (snap.fields[i]) fields[i] = Uint8Array.from(atob(snap.fields[i]), (ch) => ch.charCodeAt(0));
+    if (snap.fields[i]) fields[i] = decode(snap.fields[i]);
   }
   diverged = snap.diverged;
+  neurons = snap.neurons ? snap.neurons.map(decode) : null;
   periods = snap.periods;
   epoch = snap.epoch;
   $("epoch").textContent = String(epoch).padStart(6, "0").replace(/(\d{3})(\d{3})$/, "$1,$2");
@@ -230,6 +233,19 @@ async function showCommands() {
 function colour(t) {  // t in 0..1 (0 = -1, 1 = +1)
   const [a, b, u] = t < 0.5 ? [NEG, MID, t * 2] : [MID, POS, (t - 0.5) * 2];
   return a.map((c, i) => Math.round(c + (b[i] - c) * u));
+}
+
+function decode(b64) { return Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0)); }
+
+function drawThumb(canvas, field, res) {  // a small field without points (features, neurons)
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!field) return;
+  const img = new ImageData(res, res);
+  for (let i = 0; i < res * res; i++) img.data.set([...colour(field[i] / 255), 255], i * 4);
+  const off = document.createElement("canvas"); off.width = res; off.height = res;
+  off.getContext("2d").putImageData(img, 0, 0);
+  ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
 }
 
 function drawField(canvas, field) {
@@ -296,8 +312,25 @@ function buildGrid() {
   }
 }
 
+function drawThumbs() {
+  for (const f of options.features) {
+    const el = $("thumb-" + f);
+    drawThumb(el, info.feature_fields ? decode(info.feature_fields[f]) : null, info.thumb_resolution);
+    el.style.opacity = info.settings.features.includes(f) ? 1 : 0.35;
+  }
+  const sizes = info.settings.hidden;
+  for (const el of document.querySelectorAll("#layers canvas.neuron")) {
+    const layer = +el.dataset.layer, unit = +el.dataset.unit;
+    const at = sizes.slice(0, layer).reduce((a, b) => a + b, 0) + unit;
+    const field = neurons && layer < sizes.length && unit < sizes[layer] ? neurons[at] : null;
+    el.style.visibility = field ? "visible" : "hidden";  // one network on screen only
+    drawThumb(el, field, info.thumb_resolution);
+  }
+}
+
 function draw() {
   if (!info) return;
+  drawThumbs();
   drawField($("boundary"), fields[0]);
   const seeds = info.members.map((m, i) => i).filter((i) => info.members[i].value === 0);
   drawCurves($("curve"), [
@@ -315,7 +348,7 @@ function draw() {
     const tests = idx.map((i) => last(curves[i].test)).filter((v) => v !== null);
     const mean = tests.length ? tests.reduce((a, b) => a + b, 0) / tests.length : null;
     const gone = idx.every((i) => diverged[i]);
-    cell.querySelector(".nums").textContent = `test loss ${fmt(mean, gone)}` + (idx.length > 1 ? ` (mean of ${tests.length} seeds)` : "");
+    cell.querySelector(".nums").textContent = `test loss ${fmt(mean, gone)}` + (idx.length > 1 && !gone ? ` (mean of ${tests.length} seeds)` : "");
     cell.classList.toggle("diverged", idx.some((i) => diverged[i]));
   }
 }

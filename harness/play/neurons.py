@@ -1,0 +1,68 @@
+"""Per-neuron thumbnails, as the Playground draws them: each hidden neuron's output (and each
+input feature) over the input square, on a coarse grid.
+
+The model is the harness's own (``build_model`` with the session's config); the hidden
+outputs are its Dense layers' outputs (Flax ``capture_intermediates``) passed through the
+configured activation, the same function the layer applies. One small program per structure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from omegaconf import DictConfig
+
+from harness.data.base import Dataset
+from harness.data.playground import FEATURE_NAMES
+from harness.sweep.engine import boundary_grid
+from harness.sweep.plan import group_key
+
+RESOLUTION = 20  # thumbnails: 20 x 20 values each
+_PROGRAMS: dict[str, Callable] = {}
+
+
+def feature_fields(dataset: Dataset) -> dict[str, np.ndarray] | None:
+    """Every Playground input feature (used or not) on the thumbnail grid, scaled into
+    [-1, 1]: ``{name: [RESOLUTION²]}``; None for data without a grid."""
+    if dataset.input_extent is None or not dataset.feature_names:
+        return None
+    grid = boundary_grid(dataclasses.replace(dataset, feature_names=FEATURE_NAMES), RESOLUTION)
+    scale = np.maximum(np.abs(grid).max(axis=0), 1e-6)
+    return dict(zip(FEATURE_NAMES, (grid / scale).T))
+
+
+def _program(cfg: DictConfig, dataset: Dataset) -> Callable:
+    key = group_key(cfg)
+    if key not in _PROGRAMS:
+        from harness.models import build_model, get_activation
+        from harness.train import objective
+
+        loss = objective.resolve_loss(str(cfg.train.loss), dataset.task)
+        model = build_model(cfg.model, layout=dataset.layout, input_shape=dataset.input_shape,
+                            num_outputs=objective.num_model_outputs(loss, dataset.task, dataset.num_classes),
+                            vocab_size=dataset.vocab_size, targets=dataset.targets)
+        act = get_activation(str(cfg.model.activation))
+        layers = len(cfg.model.hidden)
+
+        def hidden(params, x):
+            _, state = model.apply({"params": params}, x, train=False, capture_intermediates=True,
+                                   mutable=["intermediates"])
+            found = state["intermediates"]
+            outs = [act(found[f"Dense_{i}"]["__call__"][0]) for i in range(layers)]
+            return jnp.concatenate(outs, axis=1).T if outs else jnp.zeros((0, x.shape[0]))
+
+        _PROGRAMS[key] = jax.jit(hidden)
+    return _PROGRAMS[key]
+
+
+def neuron_fields(cfg: DictConfig, dataset: Dataset, params) -> np.ndarray | None:
+    """Every hidden neuron's output on the thumbnail grid for one member's ``params``:
+    [neurons (layer by layer), RESOLUTION²], or None for a model without a grid or not an FNN."""
+    grid = boundary_grid(dataset, RESOLUTION)
+    if grid is None or str(cfg.model.family) != "fnn":
+        return None
+    return np.asarray(_program(cfg, dataset)(params, jnp.asarray(grid)))

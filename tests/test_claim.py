@@ -223,7 +223,7 @@ def test_variants_and_stages_build_commands():
              "settings": {"d": ["data=digits"]}, "protocols": {"p": {"overrides": ["train.steps=5"]}},
              "stages": {"pre": {"overrides": ["data=digits", "output.save_params=true"]}}}
     (pre,) = [s.with_root("/o/runs/_stages") for s in stages(claim)]
-    assert pre.command("/o/runs/_stages/pre")[-2:] == ["hydra.sweep.subdir=seed_${seed}", "hydra.sweep.dir=/o/runs/_stages/pre"]
+    assert pre.command("/o/runs/_stages/pre")[-2:] == ["output.plots=false", "hydra.sweep.dir=/o/runs/_stages/pre"]
     (sweep,) = [s.with_root("/o/runs/_stages") for s in sweeps(claim)]
     commands = sweep.commands("/o/runs/d/p")
     assert [label for label, _ in commands] == ["scratch", "probe"]
@@ -231,6 +231,25 @@ def test_variants_and_stages_build_commands():
     assert "train.init_from=/o/runs/_stages/pre/seed_${seed}/params.npz" in probe
     assert probe[-1] == "hydra.sweep.dir=/o/runs/d/p/probe" and "seed=range(2)" in probe
     assert len(sweep.shell("/o/runs/d/p").splitlines()) == 2
+
+
+def test_index_stage_links_runs_by_seed(tmp_path):
+    from harness import store
+    from harness.claim.run import index_stage
+
+    for job, seed in (("0", 7), ("1", 3)):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "params.npz").write_bytes(job.encode())
+        store.write_json_atomic(tmp_path / job / store.RESULT_FILE, {"seed": seed, "status": "ok"})
+    assert set(index_stage(tmp_path)) == {7, 3}
+    assert (tmp_path / "seed_3" / "params.npz").read_bytes() == b"1"
+    assert not (tmp_path / "seed_3" / store.RESULT_FILE).exists()
+    assert len(store.find_results(tmp_path)) == 2  # the index adds no results
+    assert set(index_stage(tmp_path)) == {7, 3}  # idempotent
+    (tmp_path / "2").mkdir()
+    store.write_json_atomic(tmp_path / "2" / store.RESULT_FILE, {"seed": 7, "status": "ok"})
+    with pytest.raises(RuntimeError, match="two runs with seed 7"):
+        index_stage(tmp_path)
 
 
 def test_boundary_grid_figure(tmp_path):

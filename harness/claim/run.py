@@ -46,5 +46,37 @@ def run_sweeps(sweeps: list[Sweep], out_dir: Path, *, quiet: bool = False) -> di
                 detail = (proc.stderr or "").strip().splitlines()[-1:] if quiet else []
                 raise RuntimeError(f"sweep {sweep.setting}/{sweep.protocol}{'/' + label if label else ''} failed "
                                    f"(exit {proc.returncode}): {' '.join(detail)}\n  command: {' '.join(argv)}")
+        if sweep.setting == STAGES:
+            index_stage(target)
         timings[f"{sweep.setting}/{sweep.protocol}"] = time.perf_counter() - started
     return timings
+
+
+def index_stage(stage_dir: Path) -> dict[int, Path]:
+    """Give each run of a stage a folder by seed: ``<stage>/seed_<k>/`` holds links to the
+    files of the run with seed k (``result.json`` excepted, so results are not counted twice).
+
+    The runs themselves stay in Hydra's job folders; the index is rebuilt after every run of
+    the stage. A stage must have exactly one run per seed.
+    """
+    from harness import store
+
+    by_seed: dict[int, Path] = {}
+    for run_dir in store.find_results(stage_dir):
+        if run_dir.parent != stage_dir or run_dir.name.startswith("seed_"):
+            continue
+        seed = int((store.read_result(run_dir) or {}).get("seed", -1))
+        if seed in by_seed:
+            raise RuntimeError(f"stage {stage_dir.name} has two runs with seed {seed} ({by_seed[seed].name}, "
+                               f"{run_dir.name}): a stage must sweep nothing but the seeds")
+        by_seed[seed] = run_dir
+    for seed, run_dir in by_seed.items():
+        index = stage_dir / f"seed_{seed}"
+        index.mkdir(exist_ok=True)
+        for f in run_dir.iterdir():
+            if f.is_file() and f.name != store.RESULT_FILE:
+                link = index / f.name
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(Path("..") / run_dir.name / f.name)
+    return by_seed

@@ -23,7 +23,8 @@ Two optional shapes for protocols that one sweep over a config key cannot expres
   default ``variant``) is the label -- e.g. ``scratch: [train.init_from=null]`` against
   ``probe: [train.init_from=..., train.freeze=features]``;
 - ``stages: {name: {overrides: [...]}}`` run first, one multirun each over the claim's seeds
-  into ``<out>/runs/_stages/<name>/seed_<seed>``; a later override refers to a stage's
+  into ``<out>/runs/_stages/<name>``, then indexed by seed as ``<name>/seed_<seed>/`` (links
+  to the run's files, see :func:`harness.claim.run.index_stage`); a later override refers to a stage's
   folder as ``${stage:<name>}``, e.g. ``train.init_from=${stage:pretrain}/seed_${seed}/params.npz``
   (``${seed}`` is left for Hydra, so each seed loads its own pretrained weights).
 """
@@ -146,8 +147,7 @@ def stages(claim: dict, logger: str = "none") -> list[Sweep]:
     """The claim's stages, in file order: multiruns over the seeds, one folder per seed."""
     out = []
     for name, stage in (claim.get("stages") or {}).items():
-        overrides = [*stage["overrides"], f"seed=range({claim['seeds']})", f"logger={logger}", "output.plots=false",
-                     "hydra.sweep.subdir=seed_${seed}"]
+        overrides = [*stage["overrides"], f"seed=range({claim['seeds']})", f"logger={logger}", "output.plots=false"]
         out.append(Sweep(STAGES, name, stage.get("label", name), overrides, {}, "final", None, None))
     return out
 

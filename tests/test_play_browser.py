@@ -13,12 +13,14 @@ Slow (four compiled structures on a shared 2-core machine): run with ``-m slow``
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,11 @@ def _play_until(page, epochs: int) -> None:
     page.wait_for_function("!document.getElementById('play').classList.contains('playing')")
 
 
+def _server_periods(server: str, sid: str) -> int:
+    with urllib.request.urlopen(f"{server}api/session/{sid}?since=1000000", timeout=60) as r:
+        return json.loads(r.read())["periods"]
+
+
 def _canvas_colours(page, selector: str) -> int:
     """Distinct colours drawn on a canvas (a blank one has one)."""
     return page.eval_on_selector(selector, """c => {
@@ -134,6 +141,13 @@ def test_play_stall_compare_in_a_browser(chromium, server, tmp_path):
         _play_until(page, _epoch(page) + 40)
         late = _loss(page)
         assert late > 0.6 and abs(late - mid) < 0.05, (mid, late)  # where tanh was below 0.2
+
+        # Pause closes the stream and the server stops training.
+        sid = page.evaluate("info.id")
+        periods = [_server_periods(server, sid)]
+        time.sleep(1.5)
+        periods.append(_server_periods(server, sid))
+        assert periods[0] == periods[1] and periods[0] >= _epoch(page) + 1, periods
 
         # Compare mode on the activation: four live boundaries, trained at once.
         status = page.text_content("#status")

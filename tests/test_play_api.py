@@ -251,3 +251,23 @@ def test_cli_serves_the_page_on_localhost(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_page_curves_are_what_harness_train_computes(client):
+    """The curves on the page are harness-train's: the science command at the epoch shown
+    trains to the same losses (up to the page's 6 decimals)."""
+    from harness.sweep.engine import run_group
+
+    query = "data=xor&hidden=3&seeds=3&lr=0.1&reg=l1&rate=0.001"
+    info = client.post(f"/api/session?{query}").json()
+    for _ in range(3):
+        snap = client.post(f"/api/session/{info['id']}/step?since=0").json()
+    epochs = snap["epoch"]
+    argv = shlex.split(client.get(f"/api/command?{query}&epochs={epochs}").json()["hydra"])
+    fixed = [a for a in argv[2:] if not a.startswith("seed=")]
+    cfgs = [compose_config(fixed + [f"seed={s}", "logger=none"]) for s in (0, 1, 2)]
+    group = run_group(cfgs)
+    for i, out in enumerate(group.outputs):
+        for name in ("train", "test"):
+            np.testing.assert_allclose(snap["curves"][name][i], out["curves"][f"{name}/loss"], atol=2e-6)

@@ -140,6 +140,7 @@ function showError(msg) { const e = $("error"); e.textContent = msg ? "error: " 
 function status(msg) { $("status").textContent = msg || ""; }
 
 function change(update) {
+  for (const k of Object.keys(settings)) if (!(k in options.defaults)) delete settings[k];  // a bad link's unknown names
   Object.assign(settings, update);
   writeUrl();
   showSettings();

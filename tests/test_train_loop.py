@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import SHRINK, compose_config
-from harness.sweep.engine import TRACE_COUNT, run_group
+from harness.sweep.engine import TRACE_COUNT, precompile, run_group
 from harness.sweep.plan import group_key, hparams_of, plan_groups
 from harness.train import objective
 from harness.train.loop import make_budget
@@ -54,6 +54,22 @@ def test_one_trace_per_group():
     run_group(cfgs)
     run_group(cfgs[::-1])  # the same group again (another chunk): reuses the executable
     assert TRACE_COUNT["n"] - before == 1
+
+
+def test_precompiled_program_is_picked_up_not_compiled_again():
+    """precompile() compiles on a background thread; the group's run waits for that program
+    (one trace in all) and reports its compile time as its own."""
+    cfgs = _members("fnn", ["model.hidden=[5]"])  # a structure no other test compiles
+    before = TRACE_COUNT["n"]
+    precompile(cfgs)
+    precompile(cfgs)  # already compiling: a no-op
+    group = run_group(cfgs)
+    assert TRACE_COUNT["n"] - before == 1
+    assert group.compiled and group.compile_s > 0
+    again = run_group(cfgs)  # cached: reused, nothing compiled
+    assert not again.compiled and TRACE_COUNT["n"] - before == 1
+    for a, b in zip(group.outputs, again.outputs):
+        np.testing.assert_array_equal(a["curves"]["test/loss"], b["curves"]["test/loss"])
 
 
 def test_diverged_member_is_frozen_and_isolated():

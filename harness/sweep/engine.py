@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Sequence
 
 import jax
@@ -25,9 +27,14 @@ from harness.train.loop import Budget, Segments, make_segments, make_train, prep
 
 # Counts how often a train function is traced (a test pins "one compilation per group").
 TRACE_COUNT = {"n": 0}
-# Compiled programs of this process by (group key, member count, devices): a second chunk of
-# the same group reuses its executable instead of lowering and compiling again.
-_COMPILED: dict[tuple, tuple[Any, Budget]] = {}
+# Compiled programs of this process by (group key, member count, devices), as futures of
+# (executable, budget, compile seconds): a second chunk of the same group reuses its
+# executable instead of lowering and compiling again, and a program compiling in the
+# background (precompile) is waited for rather than compiled twice.
+_COMPILED: dict[tuple, Future] = {}
+_USED: set[tuple] = set()  # programs a group has run with (the first one reports the compile)
+_COMPILE_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
 # The same for GroupProgram, by (group key, member count, segment length, devices): a new
 # program of a known structure (the playground's Reset, new seeds or learning rates) reuses
 # the compiled init and segment programs (and the field program, once built).
@@ -45,6 +52,7 @@ class GroupRun:
     run_s: float
     devices: int
     compiled: bool  # False when an earlier chunk's executable was reused
+    compile_wait_s: float = 0.0  # how long the run waited for its program (less when precompiled)
 
 
 @functools.lru_cache(maxsize=32)
@@ -94,31 +102,94 @@ def _pad_rows(tree: dict[str, np.ndarray], multiple: int, at_least: int = 0) -> 
     return {k: np.concatenate([v, np.repeat(v[-1:], padded - n, axis=0)]) for k, v in tree.items()}, n
 
 
+def _program_key(cfgs: Sequence[DictConfig], pad_to: int) -> tuple[tuple, int, list]:
+    """(cache key, padded member count, devices) of the program that trains ``cfgs``."""
+    devices = member_devices(len(cfgs))
+    padded = math.ceil(max(len(cfgs), pad_to) / len(devices)) * len(devices)
+    return (group_key(cfgs[0]), padded, tuple(d.id for d in devices)), padded, devices
+
+
+def _compile_program(cfg0: DictConfig, dataset: Dataset, padded: int, devices: list) -> tuple[Any, Budget, float]:
+    """Trace, lower and compile the group's ``jit(vmap(train))`` for ``padded`` members."""
+    t0 = time.perf_counter()
+    # Inputs of the right shapes and shardings: the first member repeated.
+    hparams, keys, data, _, _ = _member_inputs([cfg0], dataset, padded, devices=devices)
+    train, budget = make_train(cfg0, dataset)
+
+    def counted_train(hparams, key, data):
+        TRACE_COUNT["n"] += 1  # runs at trace time only
+        return train(hparams, key, data)
+
+    fused = jax.jit(jax.vmap(counted_train, in_axes=(0, 0, None)))
+    compiled = fused.lower(hparams, keys, data).compile()
+    return compiled, budget, time.perf_counter() - t0
+
+
+def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, *, background: bool) -> tuple[Future, tuple]:
+    """The (future of the) compiled program for ``cfgs``: from the cache, from a compile in
+    flight, or started now (inline, or on the background compile thread)."""
+    key, padded, devices = _program_key(cfgs, pad_to)
+    with _COMPILE_LOCK:
+        future = _COMPILED.get(key)
+        if future is not None:
+            return future, key
+        future = Future()
+        _COMPILED[key] = future
+
+    def fill() -> None:
+        try:
+            future.set_result(_compile_program(cfgs[0], dataset, padded, devices))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever runs the group
+            with _COMPILE_LOCK:
+                _COMPILED.pop(key, None)  # a later attempt compiles again
+            future.set_exception(exc)
+
+    if background:
+        _compile_pool().submit(fill)
+    else:
+        fill()
+    return future, key
+
+
+def _compile_pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _COMPILE_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harness-compile")
+        return _POOL
+
+
+def precompile(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0) -> None:
+    """Start compiling the program of a group that will run next, on a background thread.
+
+    XLA compiles with the GIL released, so this overlaps with whatever the caller does
+    meanwhile (running or storing the current group, or compiling it): on a machine with
+    idle cores, a sweep's compile time is hidden behind its other work. A no-op when the
+    program is compiled or compiling already; :func:`run_group` picks it up.
+    """
+    _program(cfgs, dataset or dataset_for(cfgs[0]), pad_to, background=True)
+
+
 def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0) -> GroupRun:
     """Train every config of one compile group together and return per-member outputs.
 
     All ``cfgs`` must share their static settings (see :mod:`harness.sweep.plan`); the first
-    one defines the program. Compile and run times are measured separately. ``pad_to`` pads
-    the member axis (repeating the last member) so chunks of one group share a program.
+    one defines the program. Compile and run times are measured separately: ``compile_s`` is
+    how long the program took to compile (for the first group that uses it; also when it was
+    compiled in the background by :func:`precompile`), ``compile_wait_s`` how long this call
+    waited for it. ``pad_to`` pads the member axis (repeating the last member) so chunks of
+    one group share a program.
     """
     cfg0 = cfgs[0]
     dataset = dataset or dataset_for(cfg0)
-    hparams, keys, data, devices, n_members = _member_inputs(cfgs, dataset, pad_to)
-
-    cache_key = (group_key(cfg0), len(keys), tuple(d.id for d in devices))
     t0 = time.perf_counter()
-    compiled_here = cache_key not in _COMPILED
-    if compiled_here:
-        train, budget = make_train(cfg0, dataset)
-
-        def counted_train(hparams, key, data):
-            TRACE_COUNT["n"] += 1  # runs at trace time only
-            return train(hparams, key, data)
-
-        fused = jax.jit(jax.vmap(counted_train, in_axes=(0, 0, None)))
-        _COMPILED[cache_key] = (fused.lower(hparams, keys, data).compile(), budget)
-    compiled, budget = _COMPILED[cache_key]
-    compile_s = time.perf_counter() - t0
+    future, key = _program(cfgs, dataset, pad_to, background=False)
+    compiled, budget, compile_seconds = future.result()
+    waited = time.perf_counter() - t0
+    with _COMPILE_LOCK:
+        first_use = key not in _USED
+        _USED.add(key)
+    hparams, keys, data, devices, n_members = _member_inputs(cfgs, dataset, pad_to)
 
     t0 = time.perf_counter()
     out = compiled(hparams, keys, data)
@@ -127,15 +198,16 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
 
     host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
     outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(n_members)]
-    return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices), compiled_here)
+    compile_s = compile_seconds if first_use else waited
+    return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices), first_use, waited)
 
 
-def _member_inputs(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int):
+def _member_inputs(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, devices: list | None = None):
     """Device-placed (hparams, keys, data, devices, n_members) of a group, as run_group uses."""
     grid = boundary_grid(dataset, int(cfgs[0].output.boundary_resolution))
     data = {k: jnp.asarray(v) for k, v in prepare_data(dataset, grid).items()}
     hparams = stack_hparams(cfgs)
-    devices = member_devices(len(cfgs))
+    devices = devices or member_devices(len(cfgs))
     hparams, n_members = _pad_rows(hparams, len(devices), pad_to)
     keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(hparams["seed"])))
     mesh = Mesh(np.asarray(devices), ("members",))

@@ -64,6 +64,7 @@ class FusedLauncherConf:
     wandb: str = "member"  # member: one W&B run per job | group: one per group | none
     writer: str = "background"  # background: plots + W&B in a separate process | inline
     resume: bool = True  # skip jobs whose folder holds a result of the same config
+    precompile: bool = True  # compile the next group's program in the background meanwhile
     progress: bool = True  # rich progress bar and closing summary
     backend: str = "local"  # local: train in this process | slurm: each chunk as one SLURM job
     wait: bool = True  # slurm: wait for the jobs (progress bar) | false: submit, print, return
@@ -92,6 +93,7 @@ class FusedLauncher(Launcher):
 
     def __init__(self, max_members: Optional[int] = None, memory_fraction: float = 0.5, wandb: str = "member",
                  writer: str = "background", resume: bool = True, progress: bool = True, backend: str = "local",
+                 precompile: bool = True,
                  wait: bool = True, partition: Optional[str] = None, timeout_min: int = 60, cpus_per_task: int = 2,
                  gpus_per_node: Optional[int] = None, mem_gb: Optional[int] = 8, account: Optional[str] = None,
                  qos: Optional[str] = None, constraint: Optional[str] = None, exclude: Optional[str] = None,
@@ -127,6 +129,7 @@ class FusedLauncher(Launcher):
         self.wandb = wandb
         self.writer_mode = writer
         self.resume = resume
+        self.precompile = bool(precompile)
         self.progress = progress
         self.backend = backend
         self.wait = bool(wait)
@@ -276,7 +279,7 @@ class _Run:
         self.launcher = launcher
         self.jobs = jobs
         self.returns: dict[int, JobReturn] = {}
-        self.stats = {"groups": 0, "chunks": 0, "members": 0, "skipped": 0, "compile_s": 0.0, "run_s": 0.0, "store_s": 0.0,
+        self.stats = {"groups": 0, "chunks": 0, "members": 0, "skipped": 0, "compile_s": 0.0, "run_s": 0.0, "store_s": 0.0, "compile_wait_s": 0.0,
                       "diverged": 0, "failed": 0}
         self.writer = None
         self.sweep_dir = Path(str(launcher.config.hydra.sweep.dir)).absolute()
@@ -331,8 +334,10 @@ class _Run:
         for job in unfinished:  # stored before a crash, its W&B run or plots not yet written
             self._queue_member(job)
         with _progress(self.launcher.progress, len(pending)) as progress:
-            for chunk in chunks:
+            for i, chunk in enumerate(chunks):
                 progress.describe(f"group {chunk.group + 1}/{chunk.groups} ({chunk.group_size} members)")
+                if self.launcher.precompile and i + 1 < len(chunks):
+                    self._precompile(chunks[i + 1])  # compiles while this chunk compiles, runs, stores
                 self._run_chunk(chunk.jobs, pad_to=chunk.pad_to)
                 progress.advance(len(chunk.jobs))
             if self.writer is not None:
@@ -383,6 +388,21 @@ class _Run:
             start += size
         return chunks
 
+    @staticmethod
+    def _precompile(chunk: _Chunk) -> None:
+        """Start compiling a later chunk's program in the background (not for checkpointed
+        groups, which train in segments with programs of their own)."""
+        from harness.sweep import checkpoint
+        from harness.sweep.engine import precompile
+
+        cfgs = [j.cfg for j in chunk.jobs]
+        if checkpoint.every(cfgs[0]):
+            return
+        try:
+            precompile(cfgs, pad_to=chunk.pad_to)
+        except Exception as exc:  # noqa: BLE001 - the chunk's own run reports any real problem
+            log.debug(f"precompiling failed: {exc}")
+
     def _run_chunk(self, chunk: list[Job], pad_to: int) -> None:
         from harness.sweep import checkpoint
 
@@ -395,6 +415,7 @@ class _Run:
                 self.returns[job.idx] = self._store_failed(job, exc)
             return
         self.stats["compile_s"] += group.compile_s
+        self.stats["compile_wait_s"] += group.compile_wait_s if group.compiled else 0.0
         self.stats["run_s"] += group.run_s
         self.stats["members"] += len(chunk)
         from harness.store import deferred_sync
@@ -700,7 +721,7 @@ class _Run:
             f"fused sweep: {len(self.jobs)} jobs | {s['groups']} groups in {s['chunks']} chunks | "
             f"{s['members']} trained, {s['skipped']} skipped | diverged {s['diverged']}, failed {s['failed']} | "
             f"compile {s['compile_s']:.1f}s run {s['run_s']:.1f}s store {s['store_s']:.1f}s wall {s['wall_s']:.1f}s | "
-            f"{rate:.1f} members/s"
+            f"{rate:.1f} members/s | waited for compiles {s['compile_wait_s']:.1f}s (the rest overlapped)"
         )
 
 

@@ -289,7 +289,9 @@ function drawCurves(canvas, series) {  // series: [{values, colour, width}]
   for (const s of series) {
     ctx.strokeStyle = s.colour; ctx.lineWidth = s.width || 1; ctx.beginPath();
     let pen = false;
+    const stride = Math.max(1, Math.floor(n / w));  // at most one point per pixel column
     s.values.forEach((v, i) => {
+      if (i % stride && i !== s.values.length - 1) return;
       if (v === null || !isFinite(v)) { pen = false; return; }
       const x = (i / (n - 1)) * (w - 2) + 1, y = h - 1 - (Math.min(v, top) / top) * (h - 4);
       if (pen) ctx.lineTo(x, y); else ctx.moveTo(x, y);

@@ -57,7 +57,7 @@ class _Killed(Exception):
 
 
 @pytest.mark.slow  # the same as the multirun test below, in one process (for debugging)
-def test_interrupted_group_resumes_from_its_checkpoint_bitwise(tmp_path, monkeypatch):
+def test_interrupted_group_resumes_from_its_checkpoint_bitwise(tmp_path, monkeypatch, caplog):
     """In one process: a group stopped right after its first checkpoint, trained again from
     the same root, restores it and ends exactly like run_group without checkpoints."""
     whole = run_group(_cfgs([]))
@@ -82,6 +82,21 @@ def test_interrupted_group_resumes_from_its_checkpoint_bitwise(tmp_path, monkeyp
     assert record["period"] == 5 and record["num_periods"] == 61 and record["members"] == 2
     checkpoint.discard(cfgs, tmp_path)
     assert not folder.exists()
+
+    # A damaged checkpoint: one warning, its steps deleted, trained from the start, same result.
+    monkeypatch.setattr(checkpoint, "_save", save_then_die)
+    with pytest.raises(_Killed):
+        checkpoint.train_group(cfgs, tmp_path)
+    for f in (folder / "5" / "arrays").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"damaged")
+    monkeypatch.setattr(checkpoint, "_save", save)
+    with caplog.at_level("WARNING", logger="harness.checkpoint"):
+        again = checkpoint.train_group(cfgs, tmp_path)
+    assert "cannot be restored" in caplog.text and "training from the start" in caplog.text
+    for a, b in zip(whole.outputs, again.outputs):
+        _assert_bitwise(a, b)
+    assert [p.name for p in folder.iterdir()] == ["60"]  # the new run's last step, not the damaged 5
 
 
 def test_preemption_signals_wait_for_the_segment_and_its_save():

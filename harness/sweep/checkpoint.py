@@ -217,6 +217,8 @@ def _restore(manager, program, path: Path) -> bool:
                         np.asarray(arrays["confusions"]))
     except Exception as exc:  # noqa: BLE001 - an unusable checkpoint means training from the start
         log.warning(f"checkpoint {path}/{step} cannot be restored ({type(exc).__name__}: {exc}); training from the start")
+        for old in manager.all_steps():  # or it would stay the latest step, ahead of the new ones
+            manager.delete(old)
         program.start()
         return False
     record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "checkpoint": str(path), "period": program.next_period,

@@ -190,6 +190,14 @@ def test_other_bad_requests(client, session):
     assert client.get("/api/check").json()["query"]["data"] == "circle"  # defaults are fine
 
 
+def test_a_bug_is_a_500_with_a_message_not_a_dead_server(client):
+    sid = client.post(f"/api/session?{SMALL}").json()["id"]
+    client.app.state.sessions[sid].step = lambda: 1 / 0
+    r = client.post(f"/api/session/{sid}/step")
+    assert r.status_code == 500 and r.json()["error"].startswith("internal error (ZeroDivisionError")
+    assert client.get(f"/api/session/{sid}").status_code == 200  # still serving
+
+
 def test_page_and_options(client):
     page = client.get("/")
     assert page.status_code == 200 and "<title>harness playground</title>" in page.text

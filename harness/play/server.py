@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -41,8 +42,13 @@ from harness.play import settings as play_settings
 from harness.play.session import Session
 
 STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("harness.play")
 MAX_SESSIONS = 16  # the oldest idle session is dropped past this
 MIN_EVENT_S = 0.04  # at most ~25 snapshots a second per stream: a browser draws no faster
+
+
+class UnknownSession(LookupError):
+    """A session id this server does not hold (ended, evicted, or from before a restart)."""
 
 
 def error_response(exc: Exception, status: int = 400) -> JSONResponse:
@@ -95,21 +101,26 @@ def create_app(chunk: int = 5) -> Starlette:
     def lookup(request: Request) -> Session:
         sid = request.path_params["sid"]
         if sid not in sessions:
-            raise KeyError(sid)
+            raise UnknownSession(sid)
         sessions.move_to_end(sid)
         return sessions[sid]
 
     def guarded(handler):
-        """Turn user errors into 400 JSON and unknown sessions into 404 JSON."""
+        """User errors -> 400 JSON, unknown sessions -> 404 JSON, anything else -> 500 JSON
+        (and a traceback in the server's log)."""
 
         async def wrapped(request: Request) -> Response:
             try:
                 return await handler(request)
             except (ConfigError, DataError) as exc:
                 return error_response(exc)
-            except KeyError as exc:
+            except UnknownSession as exc:
                 return JSONResponse({"error": f"no session {exc.args[0]!r} (it ended or the server restarted)"},
                                     status_code=404)
+            except Exception as exc:  # a bug, not the user's input: say so, keep serving
+                log.exception("harness-play: %s %s failed", request.method, request.url.path)
+                return JSONResponse({"error": f"internal error ({type(exc).__name__}: {exc}); see the server's log"},
+                                    status_code=500)
 
         return wrapped
 

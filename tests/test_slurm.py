@@ -477,3 +477,45 @@ def test_fused_slurm_job_interrupted_resumes_from_its_checkpoint(slurm, tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 jobs already have results" in again.stdout + again.stderr
     assert _submitit_job_dirs(sweep_dir) == [job_id]
+
+
+def test_hydra_slurm_job_interrupted_resumes_in_its_folder(slurm, tmp_path, fused_env):
+    """hydra/launcher=slurm (one array task per job) with train.checkpoint_every and
+    max_num_timeout=3: after USR2 the task is requeued and its job resumes from the
+    checkpoint in its own folder."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1",
+            "hydra.launcher.timeout_min=10", "hydra.launcher.max_num_timeout=3", "data=circle", "logger=none",
+            "output.plots=false", "train.epochs=60", "train.checkpoint_every=5", "optim.lr=0.01",
+            f"hydra.sweep.dir={sweep_dir}"]
+    log_file = tmp_path / "slurm.log"
+    task = None
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=tmp_path, env=fused_env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while not _checkpoint_steps(sweep_dir / "0"):
+                assert proc.poll() is None, f"{log_file.read_text()[-3000:]}\n{_submitit_logs(sweep_dir)}"
+                assert time.monotonic() < deadline, f"no checkpoint after 300 s\n{_submitit_logs(sweep_dir)}"
+                time.sleep(0.1)
+            (task,) = _submitit_job_dirs(sweep_dir)  # the array job (one task)
+            subprocess.run(["scancel", "--signal=USR2", task], check=True, timeout=30)
+            deadline = time.monotonic() + 120
+            while _squeue_state(task) != "PENDING":
+                assert time.monotonic() < deadline, f"task {task} not requeued\n{_submitit_logs(sweep_dir)}"
+                time.sleep(0.2)
+            subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True, timeout=30)
+            rc = proc.wait(timeout=400)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if task and proc.returncode != 0:
+                subprocess.run(["scancel", task], timeout=30)
+    job_logs = _submitit_logs(sweep_dir)
+    assert rc == 0, f"{log_file.read_text()[-3000:]}\n{job_logs}"
+    # The requeue shows in SLURM_RESTART_COUNT (submitit's own lines go to the job's Hydra log here).
+    (record,) = [json.loads(line) for line in (sweep_dir / "0" / ".checkpoints" / "resumed.jsonl").read_text().splitlines()]
+    assert record["slurm_restart_count"] == "1" and record["period"] >= 5 and record["members"] == 1, (record, job_logs)
+    assert json.loads((sweep_dir / "0" / "result.json").read_text())["status"] == "ok"
+    assert not _checkpoint_steps(sweep_dir / "0")

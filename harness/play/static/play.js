@@ -62,7 +62,7 @@ function buildControls() {
       change({ features: on.join(",") });
     });
   }
-  for (const id of ["lr", "activation", "rate", "seeds"]) $(id).addEventListener("change", () => change({ [id]: $(id).value }));
+  for (const id of ["lr", "activation", "rate", "seeds", "seed"]) $(id).addEventListener("change", () => change({ [id]: $(id).value }));
   $("reg").addEventListener("change", () => {
     const upd = { reg: $("reg").value };
     if (upd.reg !== "none" && +settings.rate === 0) upd.rate = "0.003";  // a penalty needs a rate
@@ -101,6 +101,7 @@ function showSettings() {
   const set = (id, v) => { const el = $(id); if ([...el.options].some((o) => o.value === v)) el.value = v; else { const o = document.createElement("option"); o.value = v; o.textContent = v; el.appendChild(o); el.value = v; } };
   set("lr", num(settings.lr)); set("activation", settings.activation); set("reg", settings.reg);
   set("rate", num(settings.rate)); set("compare", settings.compare); set("seeds", settings.seeds);
+  $("seed").value = settings.seed;
   const problem = settings.problem || problemOf(settings.data);
   $("problem").value = problem;
   $("rate").disabled = settings.reg === "none";

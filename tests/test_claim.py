@@ -154,6 +154,24 @@ def test_regularization_small(tmp_path):
     assert "gap/accuracy mean" in header and "weight_sparsity mean" in header
 
 
+@pytest.mark.slow
+def test_transfer_learning_small(tmp_path):
+    """A pretrain stage, then three variants, each seed starting from its own pretrained net."""
+    proc = _claim(tmp_path, "claim=transfer_learning", "claim.scale=small", "logger=none")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = tmp_path / "transfer_learning"
+    verdict = _check_report(report, "transfer_learning")
+    assert set(verdict["settings"]["labels_100"]["fixed_steps"]["pairs"]) == {"finetune", "probe"}
+    stage = report / "runs" / "_stages" / "pretrain"
+    assert sorted(p.name for p in stage.glob("seed_*")) == ["seed_0", "seed_1"]
+    from harness import store
+
+    probe = store.load_results(report / "runs" / "labels_100" / "fixed_steps" / "probe")
+    assert sorted(Path(p).parent.name for p in probe["train.init_from"]) == ["seed_0", "seed_1"]
+    assert {int(Path(p).parent.name[5:]) for p, s in zip(probe["train.init_from"], probe["seed"]) if int(Path(p).parent.name[5:]) == s} == {0, 1}
+    assert "Stage `pretrain`" in (report / "README.md").read_text()
+
+
 def _frame(rows):
     import pandas as pd
 

@@ -74,7 +74,7 @@ def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=
     """
     from harness.sweep.engine import run_group
 
-    n = every(cfgs[0])
+    n = every(cfgs[0])  # the group's first member decides (the setting is not part of the group key)
     if not n or root is None:
         return run_group(cfgs, dataset=dataset, pad_to=pad_to)
     return _train_with_checkpoints(cfgs, folder(root, cfgs, pad_to), n, dataset=dataset, pad_to=pad_to)
@@ -101,6 +101,9 @@ def periods_per_checkpoint(epochs: int, budget) -> int:
 def _manager(path: Path):
     import orbax.checkpoint as ocp
 
+    # orbax logs several INFO lines per save through absl; a job's log (Hydra's, submitit's)
+    # would fill with them. Warnings still show.
+    logging.getLogger("absl").setLevel(max(logging.getLogger("absl").level, logging.WARNING))
     options = ocp.CheckpointManagerOptions(
         max_to_keep=1,  # the previous step is deleted only after the new one is complete
         enable_async_checkpointing=False,  # saved before the next segment starts: simple, and cheap here
@@ -111,10 +114,9 @@ def _manager(path: Path):
 
 def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: int):
     from harness.sweep.engine import GroupProgram, dataset_for
-
-    dataset = dataset or dataset_for(cfgs[0])
     from harness.train.loop import make_budget
 
+    dataset = dataset or dataset_for(cfgs[0])
     budget = make_budget(cfgs[0].train, len(dataset.x_train))
     program = GroupProgram(cfgs, segment_periods=periods_per_checkpoint(epochs, budget), dataset=dataset,
                            pad_to=pad_to)

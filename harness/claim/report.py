@@ -188,8 +188,9 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         "",
         f"- Scientific hyperparameter: {sci_text}.",
         *[f"- Stage `{s.protocol}` (run first, one folder per seed): `{' '.join(s.overrides)}`" for s in stage_sweeps],
-        f"- Nuisance hyperparameters, tuned separately for every value on `{claim.get('select_metric')}` "
-        f"(validation, never test): {json.dumps(claim.get('nuisance') or {})}.",
+        (f"- Nuisance hyperparameters, tuned separately for every value on `{claim.get('select_metric')}` "
+         f"(validation, never test): {json.dumps(claim.get('nuisance'))}." if claim.get("nuisance")
+         else "- Nuisance hyperparameters: none (nothing is tuned)."),
         f"- Fixed: `{' '.join(claim.get('fixed', []))}`.",
         f"- Seeds: {claim['seeds']} per configuration (init and data order); "
         f"{'fewer than 5: a smoke-size run, not evidence' if claim['seeds'] < 5 else 'spread shown as 95% bootstrap CIs'}.",

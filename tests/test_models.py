@@ -717,3 +717,24 @@ def test_presets_compose_with_hydra():
             composed = compose("config", overrides=[f"model={name}"])
             assert composed.model == load_preset(name)
             validate_model_config(composed.model)
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 2), (2, 9, 3), (3, 8, 8, 3), (2, 7, 5, 2)])
+@pytest.mark.parametrize("padding", ["SAME", "VALID", 0, 2])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_patch_conv_equals_flax_conv(shape, padding, stride):
+    """The CNN's im2col convolution has nn.Conv's parameters and output (up to rounding)."""
+    import jax
+    import numpy as np
+    from flax import linen as nn
+
+    from harness.models.cnn import PatchConv
+
+    window = (3,) * (len(shape) - 2)
+    reference = nn.Conv(4, kernel_size=window, strides=(stride,) * len(window), padding=padding)
+    ours = PatchConv(4, kernel_size=window, strides=(stride,) * len(window), padding=padding)
+    x = jax.random.normal(jax.random.PRNGKey(0), shape)
+    params = reference.init(jax.random.PRNGKey(1), x)
+    ours_params = ours.init(jax.random.PRNGKey(1), x)
+    assert jax.tree_util.tree_map(np.shape, params) == jax.tree_util.tree_map(np.shape, ours_params)
+    np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), atol=2e-6)

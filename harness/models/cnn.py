@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -77,6 +79,62 @@ def check_spatial_sizes(
     return sizes
 
 
+def _same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    """XLA's (and Flax's) "SAME" padding of one axis: output ceil(size / stride)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def _patches(x: jax.Array, window: tuple[int, ...], strides: tuple[int, ...], padding: str | int) -> jax.Array:
+    """im2col by strided slices: [b, *spatial, c] -> [b, *out, prod(window) * c], features
+    ordered (*window position, channel). Slices, not a convolution with a one-hot filter
+    (``lax.conv_general_dilated_patches``), which costs window-times more FLOPs on CPU."""
+    spatial = x.shape[1:-1]
+    if padding == "SAME":
+        pads = [_same_padding(n, k, s) for n, k, s in zip(spatial, window, strides)]
+    elif padding == "VALID":
+        pads = [(0, 0)] * len(spatial)
+    else:
+        pads = [(int(padding), int(padding))] * len(spatial)
+    x = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+    outs = [(n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in zip(spatial, pads, window, strides)]
+    pieces = []
+    for offset in itertools.product(*(range(k) for k in window)):
+        index = tuple(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(offset, outs, strides))
+        pieces.append(x[(slice(None), *index, slice(None))])
+    return jnp.concatenate(pieces, axis=-1)
+
+
+class PatchConv(nn.Module):
+    """A convolution computed as patches @ kernel (im2col), with ``nn.Conv``'s parameters.
+
+    Same parameters (``kernel`` [*window, in, out], ``bias`` [out]), initialisers and output
+    as ``nn.Conv`` (up to float rounding). Why: a sweep vmaps the model over members, each
+    with its own kernel, and XLA:CPU turns a convolution whose kernel is batched into a
+    grouped convolution that runs several times slower than the unbatched one. Here the
+    patch extraction takes no parameters (one shared, unbatched op) and the member-batched
+    part is a plain batched matrix product, which XLA:CPU runs well (docs/benchmarks.md).
+    """
+
+    features: int
+    kernel_size: tuple[int, ...]
+    strides: tuple[int, ...]
+    padding: str | int
+    kernel_init: object = nn.initializers.lecun_normal()
+    bias_init: object = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        spatial = len(self.kernel_size)
+        in_features = x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, in_features, self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        patches = _patches(x, self.kernel_size, self.strides, self.padding)  # [b, *out, prod(window) * in]
+        matrix = kernel.reshape(-1, self.features)  # rows ordered (*window, in), as the patches
+        return patches @ matrix + bias
+
+
 class CNN(nn.Module):
     """[Conv -> act -> pool?]* -> flatten -> dropout -> [Dense -> act -> dropout]* -> Dense.
 
@@ -115,14 +173,15 @@ class CNN(nn.Module):
         check_spatial_sizes(
             x.shape[1:-1], self.channels, self.kernel, self.stride, padding, self.pool
         )
-        for features in self.channels:
-            h = nn.Conv(
+        for i, features in enumerate(self.channels):
+            h = PatchConv(
                 features,
                 kernel_size=(self.kernel,) * spatial,
                 strides=(self.stride,) * spatial,
                 padding=padding,
                 kernel_init=kernel_init,
                 bias_init=bias_init,
+                name=f"Conv_{i}",  # nn.Conv's names: stored params keep their keys
             )(h)
             h = act(h)
             if self.pool != "none":

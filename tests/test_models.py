@@ -719,9 +719,9 @@ def test_presets_compose_with_hydra():
             validate_model_config(composed.model)
 
 
-@pytest.mark.parametrize("shape", [(3, 40, 2), (2, 9, 3), (3, 8, 8, 3), (2, 7, 5, 2)])
-@pytest.mark.parametrize("padding", ["SAME", "VALID", 0, 2])
-@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(2, 9, 3), (2, 7, 5, 2)])
+@pytest.mark.parametrize("padding", ["SAME", "VALID", 2])
+@pytest.mark.parametrize("stride", [1, 3])
 def test_patch_conv_equals_flax_conv(shape, padding, stride):
     """The CNN's im2col convolution has nn.Conv's parameters and output (up to rounding)."""
     import jax

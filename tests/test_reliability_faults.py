@@ -104,8 +104,8 @@ def test_unwritable_wandb_dir_sweep_finishes_with_one_warning(tmp_path):
 def test_unreachable_server_in_online_mode_falls_back_to_offline(tmp_path):
     from test_wandb_logger import FAKE_KEY
 
-    env = {"WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_API_KEY": FAKE_KEY,
-           "WANDB_INIT_TIMEOUT": "5"}
+    secrets = {"WANDB_API_KEY": FAKE_KEY, "AWS_SECRET_ACCESS_KEY": "fake-aws-secret-0123456789abcdef"}
+    env = {"WANDB_MODE": "online", "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_INIT_TIMEOUT": "5", **secrets}
     proc = run_cli(["-m", *SMALL, "hydra.sweep.dir=s"], tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     results = _results(tmp_path / "s")
@@ -116,10 +116,12 @@ def test_unreachable_server_in_online_mode_falls_back_to_offline(tmp_path):
         # Kept offline, complete (a run record and an exit record): what `wandb sync` uploads.
         marker = (tmp_path / "s" / job / "wandb_run_id").read_text().strip()
         assert _finished_offline_runs(tmp_path / "s" / job) == [marker]
-    # The key from the environment is in no file of the sweep.
-    for path in (tmp_path / "s").rglob("*"):
-        if path.is_file():
-            assert FAKE_KEY.encode() not in path.read_bytes(), path
+    # The credentials in the environment are in no file of the sweep and not in its output.
+    for value in secrets.values():
+        assert value not in proc.stdout + proc.stderr
+        for path in (tmp_path / "s").rglob("*"):
+            if path.is_file():
+                assert value.encode() not in path.read_bytes(), path
 
 
 def test_wandb_init_or_log_raising_costs_one_warning_per_problem(tmp_path, monkeypatch):

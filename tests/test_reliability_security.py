@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, run_cli
 
 CODE_DIRS = ("harness", "hydra_plugins", "scripts")
@@ -80,6 +82,7 @@ def test_targets_only_from_the_harness_plugin_registry():
                 assert ast.literal_eval(node.value).startswith("hydra_plugins.harness_fused."), path
 
 
+@pytest.mark.slow  # the default suite checks the same in an online-mode sweep (test_reliability_faults)
 def test_secrets_in_the_environment_are_written_nowhere(tmp_path):
     from test_wandb_logger import FAKE_KEY
 

@@ -347,13 +347,14 @@ class _Run:
     def _extras_missing(self) -> list[Job]:
         """Jobs skipped on resume whose W&B run (no ``wandb_run_id`` marker) or plots (no PNG)
         an interrupted command never wrote."""
-        from harness.track.wandb_logger import already_logged
+        from harness.track.wandb_logger import already_logged, tracking_enabled
 
         missing = []
         for job in self.jobs:
             if job.idx not in self.returns:
                 continue  # not skipped: trained now, and queued when stored
-            no_run = self._member_wandb(job) == "member" and not already_logged(job.run_dir)
+            no_run = (self._member_wandb(job) == "member" and tracking_enabled(job.cfg.logger)
+                      and not already_logged(job.run_dir))  # WANDB_MODE=disabled: never a marker
             no_plots = bool(job.cfg.output.plots) and not any(job.run_dir.glob("*.png"))
             if no_run or no_plots:
                 missing.append(job)

@@ -668,6 +668,9 @@ def bench_workload(w: Workload, runner: Runner, peak: dict[str, Any], seed: int,
            lambda: run_sweep(runner, w, f"{w.name}-fused-cold", [], cold, extra=["hydra.launcher.progress=false"]))
     record("fused_warm", "fused launcher, warm compile cache",
            lambda: run_sweep(runner, w, f"{w.name}-fused-warm", [], cold, extra=["hydra.launcher.progress=false"]))
+    record("fused_noprecompile", "fused launcher, cold, hydra.launcher.precompile=false",
+           lambda: run_sweep(runner, w, f"{w.name}-fused-noprecompile", [], runner.fresh_cache(f"{w.name}-nopre"),
+                             extra=["hydra.launcher.progress=false", "hydra.launcher.precompile=false"]))
     if w.devices_variant:
         record("fused_dev2", "fused launcher, HARNESS_CPU_DEVICES=2, cold",
                lambda: run_sweep(runner, w, f"{w.name}-fused-dev2", [], runner.fresh_cache(f"{w.name}-dev2"),
@@ -677,6 +680,11 @@ def bench_workload(w: Workload, runner: Runner, peak: dict[str, Any], seed: int,
         record("fused_x4", f"fused launcher, cold, {len(big.configs())} configs (seeds x4)",
                lambda: run_sweep(runner, big, f"{w.name}-fused-x4", [], runner.fresh_cache(f"{w.name}-x4"),
                                  extra=["hydra.launcher.progress=false"]))
+        if w.kind == "fnn":  # cheap enough to show how the per-config cost falls with sweep size
+            bigger = w.scaled(16)
+            record("fused_x16", f"fused launcher, cold, {len(bigger.configs())} configs (seeds x16)",
+                   lambda: run_sweep(runner, bigger, f"{w.name}-fused-x16", [], runner.fresh_cache(f"{w.name}-x16"),
+                                     extra=["hydra.launcher.progress=false"]))
     record("basic", "Hydra basic launcher (one process, jobs in turn), cold",
            lambda: run_sweep(runner, w, f"{w.name}-basic", ["hydra/launcher=basic"],
                              runner.fresh_cache(f"{w.name}-basic")))

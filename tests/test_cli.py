@@ -167,3 +167,13 @@ def test_fused_job_folders_match_hydras_run_job(tmp_path):
             node["runtime"].pop("output_dir")
         assert fast_hydra == slow_hydra
         assert fast_hydra["job"]["num"] == int(job) and fast_hydra["job"]["id"] == job
+
+
+def test_sweep_subdir_interpolating_a_job_value(tmp_path):
+    """``hydra.sweep.subdir`` may name a job by its own values (``s${seed}``): each job gets
+    its folder, as under Hydra's basic launcher."""
+    proc = run_cli(["-m", *TINY, "seed=0,1", "hydra.sweep.subdir=s${seed}", "hydra.sweep.dir=sub"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = _results(tmp_path / "sub")
+    assert sorted(results) == ["s0", "s1"]
+    assert [results[f"s{i}"]["seed"] for i in (0, 1)] == [0, 1]

@@ -158,22 +158,19 @@ class SweepComposer:
                 overrides=parsed, kv_sep=sep.kv_sep, item_sep=sep.item_sep, exclude_keys=list(sep.exclude_keys))
         hydra["job"]["id"] = str(idx)  # a string in Hydra's schema
         hydra["job"]["num"] = idx
-        run_dir = self._run_dir(template, full, idx)
-        hydra["runtime"]["output_dir"] = str(run_dir)
-        return ComposedJob(idx, list(overrides), cfg, hydra, run_dir, template, values, full)
+        job = ComposedJob(idx, list(overrides), cfg, hydra, Path(), template, values, full)
+        job.run_dir = self._run_dir(job)
+        hydra["runtime"]["output_dir"] = str(job.run_dir)
+        return job
 
     @staticmethod
-    def _run_dir(template: _Template, full: Optional[DictConfig], idx: int) -> Path:
-        """``hydra.sweep.dir / hydra.sweep.subdir`` of job ``idx``, absolute."""
-        sweep = template.hydra["sweep"]
-        subdir = sweep["subdir"]
-        if subdir == DEFAULT_SUBDIR:
-            sub = str(idx)
-        else:  # another interpolation: let Hydra resolve it for this job
-            config = full if full is not None else copy.deepcopy(template.full)
-            with read_write(config.hydra), open_dict(config.hydra):
-                config.hydra.job.id = idx
-                config.hydra.job.num = idx
+    def _run_dir(job: ComposedJob) -> Path:
+        """``hydra.sweep.dir / hydra.sweep.subdir`` of the job, absolute."""
+        template = job._template
+        if template.hydra["sweep"]["subdir"] == DEFAULT_SUBDIR:
+            sub = str(job.idx)
+        else:  # another interpolation (e.g. ``s${seed}``): resolve it in the job's own config
+            config = job.sweep_config()
             HydraConfig.instance().set_config(config)
             sub = str(OmegaConf.select(config, "hydra.sweep.subdir"))
         sweep_dir = OmegaConf.select(template.full, "hydra.sweep.dir")  # ${now:...} is cached per run

@@ -305,8 +305,9 @@ class GroupProgram:
     def restore(self, state, next_period: int, curves: dict, confusions) -> None:
         """Continue from a stored state (host arrays, member-stacked) after ``next_period - 1``."""
         self.compile()
-        like = self._compiled[0](self.hparams, self.keys, self.data)
-        self.state = jax.device_put(state, jax.tree_util.tree_map(lambda a: a.sharding, like))
+        # Every state leaf is member-stacked, laid out like the member-sharded hparams.
+        members = next(iter(self.hparams.values())).sharding
+        self.state = jax.device_put(state, members)
         self.next_period = int(next_period)
         self.curves = [dict(curves)] if curves else []
         self.confusions = [np.asarray(confusions)] if confusions is not None and len(confusions) else []

@@ -117,6 +117,7 @@ def make_result(
 def write_run(run_dir: str | Path, result: dict[str, Any], output: dict[str, Any], budget: Budget, cfg: DictConfig) -> None:
     """Write a run's files; ``result.json`` goes last so its presence means complete."""
     run_dir = Path(run_dir)
+    store.remove_stale_temps(run_dir)  # an earlier, killed attempt at this run may have left some
     curves = dict(output["curves"])
     curves["step"] = budget.eval_steps()
     store.write_curves(run_dir / store.CURVES_FILE, curves)

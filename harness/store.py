@@ -70,6 +70,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Temp files :func:`atomic_path` left in ``folder`` (and its subfolders, W&B's aside).
+
+    ``atomic_path`` deletes its temp file on any exception, but a SIGKILL or a power cut
+    cannot be caught: the half-written temp stays beside the file it was meant to replace.
+    """
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "wandb"]  # W&B's own files: never ours to touch
+        found.extend(Path(root, f) for f in files if f.startswith(".") and f.endswith(".tmp"))
+    return found
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> int:
+    """Delete what :func:`stale_temps` finds; return how many.
+
+    Call it only from the process that is about to write ``folder`` itself (it owns the
+    folder now), so no live writer's temp file is ever removed.
+    """
+    removed = 0
+    for path in stale_temps(folder):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

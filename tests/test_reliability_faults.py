@@ -184,6 +184,32 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
 
 
+def test_rerun_removes_the_temp_files_a_killed_sweep_left(tmp_path):
+    """SIGKILL cannot be caught, so a killed write leaves its temp file behind. The rerun that
+    takes the folder over removes them: in a job it trains again (no result yet: the temps in
+    its .hydra/ and beside its curves) and in a stored job whose plots were being drawn (the
+    plots are drawn again)."""
+    sweep = tmp_path / "s"
+    args = ["-m", "data=circle", "train.epochs=1", "logger=none", "hydra.launcher.progress=false", "seed=0,1",
+            f"hydra.sweep.dir={sweep}"]
+    assert run_cli(args, tmp_path).returncode == 0
+    (sweep / "0" / "result.json").unlink()  # killed while storing job 0 ...
+    planted = [sweep / "0" / ".hydra" / ".config.yaml.k1ll3d00.tmp", sweep / "0" / ".curves.csv.k1ll3d01.tmp",
+               sweep / "1" / ".boundary.png.k1ll3d02.tmp"]  # ... and while drawing job 1's plots
+    for path in planted:
+        path.write_text("half a fi")
+    (sweep / "1" / "boundary.png").unlink()
+    assert sorted(store.stale_temps(sweep)) == sorted(planted)
+
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 2 jobs already have results" in proc.stdout + proc.stderr
+    assert store.stale_temps(sweep) == []
+    assert set(_results(sweep)) == {"0", "1"}
+    assert (sweep / "1" / "boundary.png").is_file()
+    _no_partial_files(sweep)
+
+
 @contextlib.contextmanager
 def _tmpfs(path: Path, options: str):
     path.mkdir(parents=True, exist_ok=True)

@@ -345,8 +345,9 @@ class _Run:
                 self.writer.close(on_progress=lambda done, total: progress.writer(done, total))
 
     def _extras_missing(self) -> list[Job]:
-        """Jobs skipped on resume whose W&B run (no ``wandb_run_id`` marker) or plots (no PNG)
-        an interrupted command never wrote."""
+        """Jobs skipped on resume whose W&B run (no ``wandb_run_id`` marker) or plots (no PNG,
+        or a temp file left among them) an interrupted command never finished."""
+        from harness import store
         from harness.track.wandb_logger import already_logged, tracking_enabled
 
         missing = []
@@ -355,7 +356,9 @@ class _Run:
                 continue  # not skipped: trained now, and queued when stored
             no_run = (self._member_wandb(job) == "member" and tracking_enabled(job.cfg.logger)
                       and not already_logged(job.run_dir))  # WANDB_MODE=disabled: never a marker
-            no_plots = bool(job.cfg.output.plots) and not any(job.run_dir.glob("*.png"))
+            # A temp file left beside the plots means the writer was killed while drawing them.
+            no_plots = bool(job.cfg.output.plots) and (not any(job.run_dir.glob("*.png"))
+                                                       or bool(store.stale_temps(job.run_dir)))
             if no_run or no_plots:
                 missing.append(job)
         return missing

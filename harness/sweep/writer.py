@@ -32,6 +32,7 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
     result = store.read_result(run_dir)
     if result is None:
         return
+    store.remove_stale_temps(run_dir)  # plots of a writer killed mid-write: drawn again below
     plot_member(run_dir, cfg, result)
     if wandb_mode == "member":
         track_member(run_dir, cfg, result)

@@ -65,8 +65,12 @@ def _kill_when(proc: subprocess.Popen, sweep: Path, phase: str, rng: random.Rand
         if fire:
             time.sleep(rng.uniform(0.0, 0.2))
             results, runs = _count(sweep, "result.json"), _count(sweep, "wandb_run_id")
-            seen = ("W&B writing" if runs > runs0 else "result writing" if results > results0
-                    else "start-up/compile/run")
+            # The results and wandb triggers fire on new files, so the kill lands while more are
+            # being written (both processes work at once: name the one the trigger watched). A
+            # compile-phase kill is named by what had happened by then.
+            seen = {"results": "result writing", "wandb": "W&B writing"}.get(phase) or (
+                "W&B writing" if runs > runs0 else "result writing" if results > results0
+                else "start-up/compile/run")
             children = psutil.Process(proc.pid).children(recursive=True)  # the writer process
             proc.send_signal(signal.SIGKILL)  # the sweep process only, as the OOM killer would
             proc.wait()

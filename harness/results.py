@@ -128,4 +128,5 @@ def write_run(run_dir: str | Path, result: dict[str, Any], output: dict[str, Any
 
         flat = {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(output["params"])}
         store.write_npz_atomic(run_dir / "params.npz", flat)
-    store.write_json_atomic(run_dir / store.RESULT_FILE, result)
+    # Last, and only once the files above are durable: its presence means the run is complete.
+    store.when_durable(lambda: store.write_json_atomic(run_dir / store.RESULT_FILE, result))

@@ -16,7 +16,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -24,20 +24,21 @@ RESULT_FILE = "result.json"
 CURVES_FILE = "curves.csv"
 
 
-_DEFERRED_SYNC = {"depth": 0}
+_DEFERRED_SYNC: dict[str, Any] = {"depth": 0, "after": []}
 
 
 @contextlib.contextmanager
 def deferred_sync() -> Iterator[None]:
     """Atomic writes inside skip their own ``fsync``; one ``os.sync()`` at the end makes them
-    all durable at once.
+    all durable at once, and then the writes handed to :func:`when_durable` run (and are
+    synced in turn).
 
     Renaming a complete temp file into place is what keeps a crashed process from leaving a
     truncated file; the ``fsync`` only adds durability against power loss, at ~5 ms per
     file here — more than storing a fused member's whole record otherwise. The fused
-    launcher stores a chunk's members inside this (one sync per chunk). If the machine loses
-    power before the sync, a file may be lost or empty: readers treat an unreadable
-    ``result.json`` as missing, so the job simply runs again.
+    launcher stores a chunk's members inside this (two syncs per chunk). ``result.json``
+    goes through :func:`when_durable`, so it reaches the disk only after the run's curves
+    and arrays did: after a power cut a run is complete or has no record (and runs again).
     """
     _DEFERRED_SYNC["depth"] += 1
     try:
@@ -45,7 +46,27 @@ def deferred_sync() -> Iterator[None]:
     finally:
         _DEFERRED_SYNC["depth"] -= 1
         if _DEFERRED_SYNC["depth"] == 0:
+            after, _DEFERRED_SYNC["after"] = _DEFERRED_SYNC["after"], []
             os.sync()
+            if after:
+                _DEFERRED_SYNC["depth"] += 1  # the commits themselves: one more sync, not one each
+                try:
+                    for write in after:
+                        write()
+                finally:
+                    _DEFERRED_SYNC["depth"] -= 1
+                    os.sync()
+
+
+def when_durable(write: Callable[[], None]) -> None:
+    """Run ``write`` once everything written before it is on disk: at once outside
+    :func:`deferred_sync` (each atomic write is fsynced there), else after its sync.
+
+    For a file whose presence means that others are complete, like ``result.json``."""
+    if _DEFERRED_SYNC["depth"]:
+        _DEFERRED_SYNC["after"].append(write)
+    else:
+        write()
 
 
 @contextlib.contextmanager

@@ -184,6 +184,25 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
 
 
+def test_a_record_reaches_the_disk_only_after_the_files_it_vouches_for(tmp_path, monkeypatch):
+    """Power loss (not reproducible here, so the order of renames and syncs is recorded): under
+    ``deferred_sync`` a ``result.json`` is renamed into place only after a sync made the run's
+    other files durable, then synced itself; outside it the write happens at once."""
+    events: list[str] = []
+    real_sync, real_replace = os.sync, os.replace
+    monkeypatch.setattr(os, "sync", lambda: (events.append("sync"), real_sync())[1])
+    monkeypatch.setattr(os, "replace", lambda src, dst: (events.append(Path(dst).name), real_replace(src, dst))[1])
+    with store.deferred_sync():
+        store.write_curves(tmp_path / "curves.csv", {"step": [0, 1], "loss": [1.0, 0.5]})
+        store.when_durable(lambda: store.write_json_atomic(tmp_path / "result.json", {"status": "ok"}))
+        store.write_npz_atomic(tmp_path / "boundary.npz", {"b": __import__("numpy").zeros(3)})
+        assert not (tmp_path / "result.json").exists()
+    assert events == ["curves.csv", "boundary.npz", "sync", "result.json", "sync"]
+    assert json.loads((tmp_path / "result.json").read_text()) == {"status": "ok"}
+    store.when_durable(lambda: events.append("at once"))
+    assert events[-1] == "at once"
+
+
 def test_rerun_removes_the_temp_files_a_killed_sweep_left(tmp_path):
     """SIGKILL cannot be caught, so a killed write leaves its temp file behind. The rerun that
     takes the folder over removes them: in a job it trains again (no result yet: the temps in

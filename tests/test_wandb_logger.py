@@ -342,3 +342,59 @@ def test_online_unreachable_server(run_dir, monkeypatch):
     assert len(_tracking_warnings(record)) == 1 and "offline" in str(_tracking_warnings(record)[0].message)
     assert run_id and wl.already_logged(run_dir) and list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
     assert (run_dir / store.RESULT_FILE).read_bytes() == stored
+
+
+# ---------------------------------------------------------------- group runs of a fused sweep
+
+
+def _group_runs(sweep: Path) -> dict[str, list[Path]]:
+    """Each group folder's offline runs (their .wandb logs)."""
+    return {d.name: sorted(d.glob("wandb/offline-run-*/run-*.wandb")) for d in sorted((sweep / "wandb-groups").iterdir())}
+
+
+def test_group_runs_cover_whole_compile_groups_once_across_reruns(tmp_path):
+    """``hydra.launcher.wandb=group``: one W&B run per compile group (all its chunks), in its
+    own folder with its own marker. A rerun after a kill logs the interrupted group again under
+    the same run id (one run left) and leaves a finished group alone."""
+    from conftest import run_cli
+
+    sweep = tmp_path / "s"
+    args = ["-m", "data=circle", "train.epochs=1", "output.plots=false", "logger=wandb", "hydra.launcher.wandb=group",
+            "train.batch_size=10,30", "seed=0,1,2", "hydra.launcher.max_members=2", "hydra.launcher.progress=false",
+            f"hydra.sweep.dir={sweep}"]
+    env = {"WANDB_DATA_DIR": str(tmp_path / "wd"), "WANDB_CACHE_DIR": str(tmp_path / "wc")}
+    proc = run_cli(args, tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    runs = _group_runs(sweep)
+    assert len(runs) == 2 and all(len(logs) == 1 for logs in runs.values()), runs  # 2 groups, not 4 chunks
+    batch_of = {}
+    for key, (log,) in runs.items():
+        run_id = log.stem.removeprefix("run-")
+        assert wl.logged_run_id(sweep / "wandb-groups" / key) == run_id
+        run = read_offline_run(sweep / "wandb-groups" / key, run_id)
+        assert run["config"]["num_members"] == 3 and run["summary"]["members_ok"] == 3
+        batch_of[key] = run["config"]["train.batch_size"]  # shared by the group: its config
+    assert sorted(batch_of.values()) == [10, 30]
+    assert not (sweep / "wandb").exists() and not list(sweep.glob("*/wandb"))  # no member runs
+
+    # A kill while job 5 (batch 30) was stored and its group's run written: no result, no marker.
+    (sweep / "5" / "result.json").unlink()
+    assert json.loads((sweep / "4" / "result.json").read_text())["config"]["train"]["batch_size"] == 30
+    interrupted = next(key for key, batch in batch_of.items() if batch == 30)
+    (sweep / "wandb-groups" / interrupted / "wandb_run_id").unlink()
+    finished = next(key for key in runs if key != interrupted)
+    before = {key: [p.stat().st_mtime_ns for p in logs] for key, logs in runs.items()}
+
+    proc = run_cli(args, tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "5 of 6 jobs already have results" in proc.stdout + proc.stderr
+    again = _group_runs(sweep)
+    assert [p.stem for p in again[interrupted]] == [p.stem for p in runs[interrupted]]  # same id, one run
+    assert [p.stat().st_mtime_ns for p in again[interrupted]] != before[interrupted]  # logged again
+    assert wl.logged_run_id(sweep / "wandb-groups" / interrupted) == runs[interrupted][0].stem.removeprefix("run-")
+    assert [p.stat().st_mtime_ns for p in again[finished]] == before[finished]  # left alone
+
+    proc = run_cli(args, tmp_path, env=env)  # nothing left to do: no run is logged again
+    assert proc.returncode == 0, proc.stderr
+    assert {k: [p.stat().st_mtime_ns for p in v] for k, v in _group_runs(sweep).items()} == \
+        {k: [p.stat().st_mtime_ns for p in v] for k, v in again.items()}

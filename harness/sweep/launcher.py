@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import shlex
@@ -50,6 +51,7 @@ log = logging.getLogger("harness.fused")
 # submitter's environment and Python; this re-activates the venv for shells that reset PATH.
 SETUP = ('if [ -n "$VIRTUAL_ENV" ] && [ -f "$VIRTUAL_ENV/bin/activate" ]; then . "$VIRTUAL_ENV/bin/activate"; fi',)
 BACKENDS = ("local", "slurm")
+GROUP_RUNS_DIR = "wandb-groups"  # hydra.launcher.wandb=group: <sweep>/wandb-groups/<group key>/
 POLL_S = 1.0  # backend=slurm: seconds between looks at the result files
 STATE_POLL_S, STATE_POLL_LATER_S = 2.0, 15.0  # between sacct calls: first minute, later
 
@@ -283,6 +285,8 @@ class _Run:
                       "diverged": 0, "failed": 0}
         self.writer = None
         self.sweep_dir = Path(str(launcher.config.hydra.sweep.dir)).absolute()
+        self.not_stored: set[int] = set()  # jobs submitted to SLURM and not waited for
+        self.group_runs_queued: set[str] = set()  # compile groups whose W&B group run is queued
 
     def execute(self) -> list[JobReturn]:
         started = time.perf_counter()
@@ -333,6 +337,7 @@ class _Run:
         self._start_writer(pending + unfinished)
         for job in unfinished:  # stored before a crash, its W&B run or plots not yet written
             self._queue_member(job)
+        self._queue_group_runs()  # groups stored in full by an earlier, interrupted command
         with _progress(self.launcher.progress, len(pending)) as progress:
             for i, chunk in enumerate(chunks):
                 progress.describe(f"group {chunk.group + 1}/{chunk.groups} ({chunk.group_size} members)")
@@ -340,6 +345,7 @@ class _Run:
                     self._precompile(chunks[i + 1])  # compiles while this chunk compiles, runs, stores
                 self._run_chunk(chunk.jobs, pad_to=chunk.pad_to)
                 progress.advance(len(chunk.jobs))
+                self._queue_group_runs()
             if self.writer is not None:
                 progress.describe("writing plots and W&B runs")
                 self.writer.close(on_progress=lambda done, total: progress.writer(done, total))
@@ -425,12 +431,15 @@ class _Run:
         from harness.store import deferred_sync
 
         started = time.perf_counter()
-        with deferred_sync():  # one sync for the chunk's files, not one per file
+        # A sync for the chunk's files, then one for its result.json files, not one per file.
+        # Hydra callbacks get each job's files complete when they fire: no deferring then.
+        with contextlib.nullcontext() if self.launcher.config.hydra.callbacks else deferred_sync():
             for job, output in zip(chunk, group.outputs):
                 self.returns[job.idx] = self._store(job, output, group)
         self.stats["store_s"] += time.perf_counter() - started
+        for job in chunk:  # plots and W&B runs are drawn from the records, now on disk
+            self._queue_member(job)
         checkpoint.discard([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)  # results stored
-        self._queue_group_run(chunk)
 
     def _store(self, job: Job, output: dict[str, Any], group) -> JobReturn:
         from harness.job import store_member
@@ -440,9 +449,7 @@ class _Run:
             self.stats["diverged"] += result["status"] == "diverged"
             return result["metrics"]
 
-        ret = self._run_job(job, task)
-        self._queue_member(job)
-        return ret
+        return self._run_job(job, task)
 
     def _store_failed(self, job: Job, exc: BaseException) -> JobReturn:
         from harness import store
@@ -497,26 +504,44 @@ class _Run:
 
             write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb)
 
-    def _group_run_args(self, chunk: list[Job]) -> Optional[dict[str, Any]]:
-        """The chunk's W&B group run (``hydra.launcher.wandb=group``), or None."""
-        if self.launcher.wandb != "group" or chunk[0].cfg.logger.name != "wandb":
-            return None
-        from harness.sweep.plan import group_key
+    @functools.cached_property
+    def _compile_groups(self) -> list[tuple[str, list[Job]]]:
+        """Every compile group of the sweep (all its jobs, stored earlier or not), by key."""
+        from harness.sweep.plan import plan_groups
 
-        return {"group_dir": str(chunk[0].run_dir.parent), "run_dirs": [str(j.run_dir) for j in chunk],
-                "logger": OmegaConf.to_container(chunk[0].cfg.logger, resolve=True),
-                "name": f"group-{group_key(chunk[0].cfg)}-{chunk[0].idx}"}
+        groups = plan_groups([j.cfg for j in self.jobs])
+        return [(g.key, [self.jobs[i] for i in g.members]) for g in groups]
 
-    def _queue_group_run(self, chunk: list[Job]) -> None:
-        args = self._group_run_args(chunk)
-        if args is None:
+    def _queue_group_runs(self) -> None:
+        """Queue one W&B run (``hydra.launcher.wandb=group``) for each compile group whose
+        members all have a stored record by now, once per command.
+
+        A group run covers the whole compile group (every chunk, members stored by earlier,
+        interrupted commands too) and lives in ``<sweep>/wandb-groups/<group key>/``: its
+        ``wandb/`` folder and its marker. Its run id is fixed by that folder and the members'
+        config hashes, so a rerun after a kill replaces a half-written run, and a group whose
+        run finished is not logged again (:func:`harness.track.wandb_logger.log_group`).
+        """
+        if self.launcher.wandb != "group":
             return
-        if self.writer is not None:
-            self.writer.group(args["group_dir"], args["run_dirs"], args["logger"], args["name"])
-        else:
-            from harness.sweep.writer import write_group_run
+        for key, members in self._compile_groups:
+            if key in self.group_runs_queued:
+                continue
+            if any(j.idx not in self.returns or j.idx in self.not_stored for j in members):
+                continue  # still to be trained or collected
+            self.group_runs_queued.add(key)
+            tracked = [j for j in members if j.cfg.logger.name == "wandb"]
+            if not tracked:
+                continue
+            args = {"group_dir": str(self.sweep_dir / GROUP_RUNS_DIR / key), "run_dirs": [str(j.run_dir) for j in tracked],
+                    "logger_container": OmegaConf.to_container(tracked[0].cfg.logger, resolve=True),
+                    "name": f"group-{key}"}
+            if self.writer is not None:
+                self.writer.group(**args)
+            else:
+                from harness.sweep.writer import write_group_run
 
-            write_group_run(args["group_dir"], args["run_dirs"], args["logger"], args["name"])
+                write_group_run(**args)
 
     # -- SLURM (backend=slurm) --------------------------------------------------------------
 
@@ -558,8 +583,10 @@ class _Run:
             for s in submitted:
                 for job in s.jobs:
                     self.returns[job.idx] = _submitted_return(job)
+                    self.not_stored.add(job.idx)
             if submitted:
                 self._tell_how_to_collect(submitted)
+        self._queue_group_runs()  # here, from the records the SLURM jobs stored
 
     def _submit(self, chunks: list[_Chunk]) -> list[_Submitted]:
         """One SLURM job per chunk, recorded in ``slurm_jobs.json`` as soon as it is submitted."""
@@ -606,8 +633,7 @@ class _Run:
             members.append({"idx": job.idx, "run_dir": str(job.run_dir), "overrides": list(job.overrides),
                             "cfg": OmegaConf.to_container(job.cfg, resolve=True), "hydra_files": files,
                             "output_subdir": output_subdir, "wandb": self._member_wandb(job)})
-        return {"members": members, "pad_to": chunk.pad_to, "group_run": self._group_run_args(chunk.jobs),
-                "checkpoint_root": str(self.sweep_dir)}
+        return {"members": members, "pad_to": chunk.pad_to, "checkpoint_root": str(self.sweep_dir)}
 
     def _wait(self, waiting: list[_Submitted]) -> None:
         """Poll until every SLURM job has ended: members done (result files) and job states

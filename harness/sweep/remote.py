@@ -53,10 +53,11 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
 
     ``spec`` holds plain data: ``members`` (each with ``idx``, ``run_dir``, ``cfg`` (the
     resolved config as a dict), ``overrides``, ``hydra_files``, ``output_subdir`` and
-    ``wandb`` (member | none)), ``pad_to``, ``group_run`` (one W&B run for the chunk, or
-    None) and ``checkpoint_root`` (the sweep folder: with ``train.checkpoint_every`` set the
-    chunk saves checkpoints under it and, started again, resumes from them). Returns the
-    members' statuses and the chunk's timings.
+    ``wandb`` (member | none)), ``pad_to`` and ``checkpoint_root`` (the sweep folder: with
+    ``train.checkpoint_every`` set the chunk saves checkpoints under it and, started again,
+    resumes from them). Returns the members' statuses and the chunk's timings. W&B group runs
+    (``hydra.launcher.wandb=group``) cover whole compile groups, not chunks: the launcher
+    writes them from the stored records once a group's SLURM jobs have ended.
     """
     from harness.runtime import setup_jax
 
@@ -69,8 +70,9 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from harness.job import store_member
+    from harness.store import deferred_sync
     from harness.sweep import checkpoint
-    from harness.sweep.writer import write_group_run, write_member_extras
+    from harness.sweep.writer import write_member_extras
 
     members = spec["members"]
     for m in members:
@@ -79,8 +81,9 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     root, pad_to = spec.get("checkpoint_root"), int(spec["pad_to"])
     group = checkpoint.train_group(cfgs, root, pad_to=pad_to)
     statuses = {}
-    for m, cfg, output in zip(members, cfgs, group.outputs):
-        statuses[m["idx"]] = store_member(m["run_dir"], cfg, output, group, m["overrides"])["status"]
+    with deferred_sync():  # as the local launcher: records only once the rest is on disk
+        for m, cfg, output in zip(members, cfgs, group.outputs):
+            statuses[m["idx"]] = store_member(m["run_dir"], cfg, output, group, m["overrides"])["status"]
     checkpoint.discard(cfgs, root, pad_to=pad_to)
     stored_s = time.perf_counter() - started
     # Plots and W&B runs come after every record is stored: a failure there loses no result.
@@ -90,12 +93,6 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
                 write_member_extras(m["run_dir"], m["cfg"], m["wandb"])
             except Exception as exc:  # noqa: BLE001 - extras never fail the job
                 warnings.warn(f"writing extras for {m['run_dir']} failed: {exc}", stacklevel=1)
-    if spec.get("group_run"):
-        g = spec["group_run"]
-        try:
-            write_group_run(g["group_dir"], g["run_dirs"], g["logger"], g["name"])
-        except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"writing the W&B group run {g['name']} failed: {exc}", stacklevel=1)
     return {
         "statuses": statuses,
         "compile_s": group.compile_s,

@@ -74,12 +74,24 @@ def stable_run_id(folder: str | os.PathLike, salt: str = "") -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def group_run_id(group_dir: str | os.PathLike, results: list[dict[str, Any]], name: str | None) -> str:
+    """The W&B run id of a group run: fixed by its folder, its members' configs and its name,
+    so a rerun of the same group replaces a half-written run, and a group whose members
+    changed (a new sweep into the same folder) gets a run of its own."""
+    return stable_run_id(group_dir, "|".join(str(r.get("config_hash")) for r in results) + f"|{name}")
+
+
+def logged_run_id(folder: str | os.PathLike) -> str | None:
+    """The run id in ``folder``'s ``wandb_run_id`` marker (a finished W&B run), or None."""
+    try:
+        return (Path(folder) / MARKER_FILE).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def already_logged(run_dir: str | os.PathLike) -> bool:
     """True if ``run_dir`` holds a non-empty ``wandb_run_id`` marker from a finished W&B run."""
-    try:
-        return bool((Path(run_dir) / MARKER_FILE).read_text().strip())
-    except (OSError, UnicodeDecodeError):
-        return False
+    return logged_run_id(run_dir) is not None
 
 
 def resolve_mode(logger_cfg) -> str:
@@ -485,7 +497,7 @@ def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name,
         config=_common_config(results),
         job_type=f"{getattr(logger_cfg, 'job_type', None) or 'train'}-group",
         init_timeout=init_timeout,
-        run_id=stable_run_id(group_dir, "|".join(str(r.get("config_hash")) for r in results) + f"|{name}"),
+        run_id=group_run_id(group_dir, results, name),
     )
     try:
         run.log({"members": table})
@@ -513,10 +525,16 @@ def log_group(
     values that differ between members, its final metrics). Config: what all members share.
     Summary: member counts by status and the best final test metric. Same policy as
     :func:`log_run`: returns the run id, or None after exactly one TrackingWarning.
+    ``group_dir`` holds the group's ``wandb/`` folder and its marker; when the marker already
+    names this group's run (:func:`group_run_id`), nothing is logged again.
     """
     try:
         if not tracking_enabled(logger_cfg):
             return None
+        results = list(results)
+        logged = logged_run_id(group_dir)
+        if logged and logged.removesuffix(OFFLINE_SUFFIX) == group_run_id(group_dir, results, name):
+            return logged
         return _log_group(Path(group_dir), list(results), logger_cfg, name, init_timeout)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("group", group_dir, error)

@@ -171,6 +171,7 @@ def test_play_stall_compare_in_a_browser(chromium, server, tmp_path):
 
         # The link reproduces the setup; the science button shows the sweep.
         page.click("#command")
+        page.wait_for_selector("#commands", state="visible")  # shown once the server's answer is in
         hydra = page.text_content("#cmd-hydra")
         assert hydra.startswith("harness-train -m ") and "model.activation=relu,tanh,sigmoid,linear" in hydra
         assert "harness-claim claim=play_activation" in page.text_content("#cmd-claim")

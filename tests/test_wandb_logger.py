@@ -352,6 +352,7 @@ def _group_runs(sweep: Path) -> dict[str, list[Path]]:
     return {d.name: sorted(d.glob("wandb/offline-run-*/run-*.wandb")) for d in sorted((sweep / "wandb-groups").iterdir())}
 
 
+@pytest.mark.slow  # three sweeps in subprocesses (~35 s)
 def test_group_runs_cover_whole_compile_groups_once_across_reruns(tmp_path):
     """``hydra.launcher.wandb=group``: one W&B run per compile group (all its chunks), in its
     own folder with its own marker. A rerun after a kill logs the interrupted group again under

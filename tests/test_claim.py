@@ -36,6 +36,7 @@ def _check_report(report, claim_name):
     return verdict
 
 
+@pytest.mark.slow  # two claim runs (~40 s); test_learning_rate_small keeps a claim in the default suite
 def test_nonlinearity_small(tmp_path):
     proc = _claim(tmp_path, "claim=nonlinearity", "claim.scale=small")
     assert proc.returncode == 0, proc.stderr[-2000:]

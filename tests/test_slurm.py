@@ -328,7 +328,9 @@ def test_fused_slurm_no_wait_then_the_same_command_collects(slurm, tmp_path, fus
     sweep_dir = tmp_path / "sweep"
     # Submitted on hold (sbatch --hold), so the jobs are surely still pending when the second
     # command starts; the test releases them once that command has said it waits for them.
-    args = ["-m", *FUSED_SWEEP, *ON_SLURM, "hydra.launcher.wait=false",
+    # W&B in group mode: the command that collects the results writes the group runs.
+    sweep = [("logger=wandb" if a == "logger=none" else a) for a in FUSED_SWEEP] + ["hydra.launcher.wandb=group"]
+    args = ["-m", *sweep, *ON_SLURM, "hydra.launcher.wait=false",
             "+hydra.launcher.additional_parameters.hold=true", f"hydra.sweep.dir={sweep_dir}"]
     t0 = time.monotonic()
     first = _harness(args, tmp_path, fused_env)
@@ -340,6 +342,7 @@ def test_fused_slurm_no_wait_then_the_same_command_collects(slurm, tmp_path, fus
         assert len(ids) == 2, ids
         assert f"SLURM jobs {', '.join(ids)}" in out and "(not waited for)" in out, out[-3000:]
         assert not list(sweep_dir.glob("*/result.json"))  # nothing trained yet: submitted only
+        assert not (sweep_dir / "wandb-groups").exists()  # no group run before its members are stored
         queue = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(ids)], capture_output=True,
                                text=True, check=True, timeout=30).stdout
         assert dict(line.split() for line in queue.splitlines()) == {i: "PENDING" for i in ids}, queue
@@ -372,6 +375,12 @@ def test_fused_slurm_no_wait_then_the_same_command_collects(slurm, tmp_path, fus
     assert sorted(set(_slurm_job_ids(sweep_dir).values())) == ids  # waited for, not resubmitted
     assert len(_submitit_job_dirs(sweep_dir)) == 2
     _assert_same_as_local(sweep_dir, local_baseline)
+    groups = sorted((sweep_dir / "wandb-groups").iterdir())
+    assert len(groups) == 2, groups  # one W&B run per compile group, written by the collecting command
+    for group in groups:
+        (log,) = group.glob("wandb/offline-run-*/run-*.wandb")
+        assert (group / "wandb_run_id").read_text().strip() == log.stem.removeprefix("run-")
+    assert not list(sweep_dir.glob("*/wandb"))  # and no run per member
     print(f"the same command collected all 4 results after {collected:.1f} s")
 
 

@@ -4,10 +4,16 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${HARNESS_VENV:-$ROOT/.venv}"
-if [ ! -x "$VENV/bin/python" ] || [ ! -x "$VENV/bin/pip" ]; then
+if [ ! -x "$VENV/bin/python" ]; then
   # Once here, `python3 -m venv` failed in ensurepip for no reason it printed and worked on the
-  # next try: try twice before giving up, from scratch each time.
-  python3 -m venv --clear "$VENV" || { echo "env.sh: creating $VENV failed; trying once more" >&2; python3 -m venv --clear "$VENV"; }
+  # next try: a folder this script created gets one more try (never --clear a folder it did
+  # not create: HARNESS_VENV may point anywhere).
+  if [ -e "$VENV" ]; then
+    python3 -m venv "$VENV"
+  else
+    python3 -m venv "$VENV" || { echo "env.sh: creating $VENV failed; trying once more" >&2
+                                 python3 -m venv --clear "$VENV"; }
+  fi
 fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"

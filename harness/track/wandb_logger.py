@@ -535,7 +535,7 @@ def log_group(
         logged = logged_run_id(group_dir)
         if logged and logged.removesuffix(OFFLINE_SUFFIX) == group_run_id(group_dir, results, name):
             return logged
-        return _log_group(Path(group_dir), list(results), logger_cfg, name, init_timeout)
+        return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("group", group_dir, error)
         return None

@@ -22,11 +22,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from harness.config import register_configs
+from harness.config import CONF_PATH, conf_dir, register_configs
 from harness.errors import ConfigError, DataError
 from harness.hydra_errors import EXIT_CONFIG_ERROR
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = str(conf_dir())  # kept for callers that import it from here
 log = logging.getLogger("harness")
 
 
@@ -102,7 +102,7 @@ def summary_line(result: dict[str, Any], run_dir: str) -> str:
     )
 
 
-@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@hydra.main(config_path=CONF_PATH, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
     return run_job(cfg)
 

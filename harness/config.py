@@ -9,7 +9,9 @@ in :mod:`harness.validate`.
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -153,10 +155,25 @@ class Config:
     search: dict[str, Any] = field(default_factory=lambda: {"n": 0, "method": "sobol", "seed": 0})
 
 
+# Hydra's config path of the configs shipped with the package (conf/ in the repo, installed as
+# the package harness.conf: pyproject.toml maps one to the other, editable or not).
+CONF_PACKAGE = "harness.conf"
+CONF_PATH = f"pkg://{CONF_PACKAGE}"
+
+# The schemas that a group's YAML files name in their defaults list (``- data_schema``).
+# They are served by hydra_plugins/harness_schema, which loads them but never lists them, so
+# they are not offered as choices in --help, tab completion or "Available options".
+GROUP_SCHEMAS: dict[str, type] = {}
+
+
+def conf_dir() -> Path:
+    """The folder of the shipped configs (conf/ of a checkout or the installed harness/conf)."""
+    return Path(str(resources.files(CONF_PACKAGE)))
+
+
 def register_configs() -> None:
-    """Put the schemas into Hydra's ConfigStore (idempotent)."""
-    cs = ConfigStore.instance()
-    cs.store(name="schema", node=Config)
+    """Put the root schema into Hydra's ConfigStore and the group schemas in GROUP_SCHEMAS (idempotent)."""
+    ConfigStore.instance().store(name="schema", node=Config)
     for group, node in (
         ("data", DataConfig),
         ("model", ModelConfig),
@@ -164,7 +181,7 @@ def register_configs() -> None:
         ("regularizer", RegularizerConfig),
         ("logger", LoggerConfig),
     ):
-        cs.store(group=group, name=f"{group}_schema", node=node)
+        GROUP_SCHEMAS[f"{group}/{group}_schema"] = node
 
 
 def field_names(schema: type) -> list[str]:

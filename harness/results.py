@@ -44,6 +44,8 @@ def versions() -> dict[str, str | None]:
     commit = None
     try:
         repo = Path(__file__).resolve().parent.parent
+        if not (repo / ".git").exists():  # an installed copy: site-packages may sit inside another repo
+            raise OSError("not a checkout")
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
@@ -54,7 +56,7 @@ def versions() -> dict[str, str | None]:
         "jax": jax.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
-        "harness": getattr(harness, "__version__", "0"),
+        "harness": harness.__version__,
         "git_commit": commit,
         "backend": jax.default_backend(),
     }

@@ -21,7 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from harness.cli import CONF_DIR
+from harness.config import CONF_PATH
 from harness.errors import ConfigError
 
 log = logging.getLogger("harness.claim")
@@ -69,7 +69,7 @@ def run_claim(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(config_path=CONF_DIR, config_name="claim_app", version_base="1.3")
+@hydra.main(config_path=CONF_PATH, config_name="claim_app", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         run_claim(cfg)

@@ -226,14 +226,13 @@ def _template(data: str) -> DictConfig:
     play budget), composed by Hydra once per data set; members are copies of it."""
     with _COMPOSE_LOCK:
         if data not in _TEMPLATES:
-            from hydra import compose, initialize_config_dir
+            from hydra import compose, initialize_config_module
 
-            from harness.cli import CONF_DIR
-            from harness.config import register_configs
+            from harness.config import CONF_PACKAGE, register_configs
 
             register_configs()
             overrides = [f"data={data}", "logger=none", "output.plots=false", f"train.epochs={EPOCHS}"]
-            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
                 _TEMPLATES[data] = compose("config", overrides=overrides)
         return copy.deepcopy(_TEMPLATES[data])
 

@@ -161,10 +161,10 @@ class FusedLauncher(Launcher):
         from omegaconf.errors import OmegaConfBaseException
 
         if self._composer is None:
-            from harness.cli import CONF_DIR
+            from harness.config import conf_dir
             from harness.sweep.compose import SweepComposer
 
-            groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
+            groups = {p.name for p in conf_dir().iterdir() if p.is_dir()}
             self._composer = SweepComposer(self.hydra_context.config_loader, self.config, groups)
         try:
             return self._composer.compose(list(overrides), idx)

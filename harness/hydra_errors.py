@@ -83,14 +83,14 @@ def storage_line(ex: OSError) -> str:
 
 
 def _available_options(text: str) -> list[str]:
-    """The options Hydra lists under "Available options in '<group>':" (schemas left out)."""
+    """The options Hydra lists under "Available options in '<group>':" (it never lists the
+    group schemas: hydra_plugins/harness_schema)."""
     options, inside = [], False
     for line in text.splitlines():
         if line.startswith("Available options"):
             inside = True
         elif inside and line[:1] in ("\t", " ") and line.strip():
-            if not line.strip().endswith("_schema"):
-                options.append(line.strip())
+            options.append(line.strip())
         elif inside:
             break
     return options

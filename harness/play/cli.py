@@ -1,12 +1,15 @@
-"""``harness-play``: serve the playground page and print its address.
+"""harness-play: TensorFlow Playground's page, trained by the harness's compiled engine.
+
+Serves the page and prints its address; Ctrl-C stops it.
 
     harness-play                     # http://127.0.0.1:8765/
     harness-play port=9000           # another port; port=0 picks a free one
     harness-play host=0.0.0.0        # listen beyond this machine (there is no login: trusted networks only)
     harness-play chunk=10            # epochs trained per streamed snapshot
 
-Arguments are ``key=value`` as for the other harness commands; a bad one prints one line and
-exits with status 2.
+Arguments are key=value as for the other harness commands (keys: host, port, chunk); a bad
+one prints one line and exits with status 2. -h or --help prints this text.
+See docs/playground.md.
 """
 
 from __future__ import annotations
@@ -59,8 +62,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip())
+        return
     try:
-        args = parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parse_args(argv)
         sock = bind(args["host"], args["port"])
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

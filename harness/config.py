@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -182,6 +182,24 @@ def register_configs() -> None:
         ("logger", LoggerConfig),
     ):
         GROUP_SCHEMAS[f"{group}/{group}_schema"] = node
+    OmegaConf.register_new_resolver("harness.groups", group_options, replace=True)
+
+
+def group_options(*groups: str) -> str:
+    """One line per config group that has options, listing them (the help templates in
+    conf/hydra/help/ name the groups their command uses)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance()
+    lines = []
+    for group in groups:
+        if hydra.is_initialized():  # as Hydra finds them, external search paths included
+            options = hydra.config_loader().get_group_options(group)
+        else:
+            options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+        if options:
+            lines.append(f"  {group}: {', '.join(options)}")
+    return "\n".join(lines)
 
 
 def field_names(schema: type) -> list[str]:

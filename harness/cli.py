@@ -63,7 +63,10 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     """Validate, train (a group of one), store, plot and track one job; return its metrics."""
     from harness.runtime import setup_jax
 
-    setup_jax()  # again here: launchers such as submitit call this function without main()
+    try:
+        setup_jax()  # again here: launchers such as submitit call this function without main()
+    except ConfigError as exc:  # a JAX_PLATFORMS this machine cannot start
+        fail(exc)
     from harness.job import plot_member, store_member, track_member
     from harness.sweep import checkpoint
     from harness.sweep.engine import dataset_for
@@ -111,7 +114,10 @@ def main() -> None:
     """Console entry point."""
     from harness.runtime import setup_jax
 
-    setup_jax()  # before anything imports jax: XLA flags are read when the backend starts
+    try:
+        setup_jax()  # before anything imports jax: XLA flags are read when the backend starts
+    except ConfigError as exc:
+        fail(exc)
     logging.getLogger("jax").setLevel(logging.WARNING)  # no "Unable to initialize backend 'tpu'"
     from harness import hydra_errors
     from harness.sweep.search import register_hydra_functions

@@ -1,21 +1,38 @@
 """Process-wide JAX settings, applied once before the first computation.
 
+The user's own settings win: each harness default below applies only where the environment
+sets nothing (JAX reads its ``JAX_<SETTING>`` variables itself, XLA its ``XLA_FLAGS``).
+
 - Persistent compilation cache in a user cache dir (``$HARNESS_CACHE_DIR`` or
   ``~/.cache/harness``), caching short compiles too: JAX skips compiles under 1 s by default,
-  and ours are mostly shorter than that, so a rerun would otherwise compile again.
-  ``HARNESS_COMPILE_CACHE=0`` turns it off.
-- XLA:CPU without LLVM's expensive passes (halves compile time, same run time here).
+  and ours are mostly shorter than that, so a rerun would otherwise compile again. Capped at
+  :data:`CACHE_MAX_BYTES` (JAX evicts the least recently used entries beyond it).
+  ``HARNESS_COMPILE_CACHE=0`` turns the harness's cache settings off.
+- XLA:CPU without LLVM's expensive passes (halves compile time, same run time here), when
+  JAX will run on the CPU: the flag was measured there only.
 - CPU device count for sharding the member axis: ``HARNESS_CPU_DEVICES`` (default 1; see
   docs/benchmarks.md for the measurement behind the default). It must be set before JAX
   creates its CPU backend, hence this module.
+- A ``JAX_PLATFORMS`` that this machine cannot start is a :class:`ConfigError` (one line),
+  not JAX's traceback.
 """
 
 from __future__ import annotations
 
 import os
+import pkgutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
 
 _DONE = {"setup": False}
+
+# This machine's cache held 121 files in 5.2 MB after the project's sweeps and tests; 1 GiB
+# keeps thousands of programs and still bounds the folder.
+CACHE_MAX_BYTES = 1 << 30
+CPU_FLAG = "--xla_llvm_disable_expensive_passes=true"
 
 
 def cache_root() -> Path:
@@ -26,16 +43,78 @@ def cache_root() -> Path:
     return Path(base) / "harness"
 
 
+def accelerator_plugins() -> list[str]:
+    """JAX's GPU/TPU plugins installed here (entry points, jax_plugins modules, libtpu)."""
+    from importlib.metadata import entry_points
+    from importlib.util import find_spec
+
+    found = [ep.name for ep in entry_points(group="jax_plugins")]
+    if find_spec("jax_plugins") is not None:  # a namespace package: listing imports nothing
+        import jax_plugins
+
+        found += [module.name for module in pkgutil.iter_modules(jax_plugins.__path__)]
+    if find_spec("libtpu") is not None:
+        found.append("libtpu")
+    return found
+
+
+def runs_on_cpu(environ: Mapping[str, str]) -> bool:
+    """Whether JAX will pick the CPU: JAX_PLATFORMS names it first, or nothing else is installed."""
+    platforms = environ.get("JAX_PLATFORMS", "").strip()
+    if platforms:
+        return platforms.split(",")[0].strip() == "cpu"
+    return not accelerator_plugins()
+
+
+def xla_flags(environ: Mapping[str, str]) -> str:
+    """XLA_FLAGS with the CPU compile-time flag added when JAX will run on the CPU and the
+    user's flags do not set it themselves."""
+    flags = environ.get("XLA_FLAGS", "")
+    if "xla_llvm_disable_expensive_passes" in flags or not runs_on_cpu(environ):
+        return flags
+    return f"{flags} {CPU_FLAG}".strip()
+
+
+def cache_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The JAX compilation-cache settings the harness applies: its defaults, less every one
+    the user set (JAX reads ``JAX_COMPILATION_CACHE_DIR`` and the like from the environment)."""
+    defaults = {
+        "jax_compilation_cache_dir": str(cache_root() / "jax-compile"),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+        "jax_compilation_cache_max_size": CACHE_MAX_BYTES,
+    }
+    return {name: value for name, value in defaults.items() if name.upper() not in environ}
+
+
+def check_platform() -> None:
+    """Start JAX's backend; a JAX_PLATFORMS it cannot start here raises ConfigError."""
+    import jax
+
+    try:
+        jax.devices()
+    except (RuntimeError, AssertionError) as exc:  # JAX asserts when no listed platform exists
+        wanted = os.environ.get("JAX_PLATFORMS", "").strip()
+        if not wanted:
+            raise
+        said = str(exc).splitlines()[0] if str(exc) else "no device of that platform here"
+        raise ConfigError("JAX_PLATFORMS", wanted,
+                          f"platforms this machine has (e.g. cpu), or unset it to let JAX choose ({said})") from None
+
+
 def setup_jax(cpu_devices: int | None = None, compile_cache: bool | None = None) -> None:
-    """Configure JAX for this process (idempotent; later calls change nothing)."""
+    """Configure JAX for this process (idempotent; later calls change nothing).
+
+    Raises ConfigError for a JAX_PLATFORMS this machine cannot start.
+    """
     if _DONE["setup"]:
         return
     _DONE["setup"] = True
     # LLVM's expensive passes double XLA:CPU compile time for our small programs and did not
     # change their run time (docs/benchmarks.md); a user's own XLA_FLAGS take precedence.
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_llvm_disable_expensive_passes" not in flags:
-        os.environ["XLA_FLAGS"] = (flags + " --xla_llvm_disable_expensive_passes=true").strip()
+    flags = xla_flags(os.environ)
+    if flags:
+        os.environ["XLA_FLAGS"] = flags
     import jax
 
     if cpu_devices is None:
@@ -48,11 +127,12 @@ def setup_jax(cpu_devices: int | None = None, compile_cache: bool | None = None)
     if compile_cache is None:
         compile_cache = os.environ.get("HARNESS_COMPILE_CACHE", "1") != "0"
     if compile_cache:
-        cache_dir = cache_root() / "jax-compile"
+        settings = cache_settings(os.environ)
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+            if "jax_compilation_cache_dir" in settings:
+                Path(settings["jax_compilation_cache_dir"]).mkdir(parents=True, exist_ok=True)
+            for name, value in settings.items():
+                jax.config.update(name, value)
         except OSError:
             pass  # an unwritable cache is a slowdown, not an error
+    check_platform()

@@ -66,15 +66,15 @@ def main(argv: list[str] | None = None) -> None:
     if {"-h", "--help"} & set(argv):
         print(__doc__.strip())
         return
+    from harness.runtime import setup_jax
+
     try:
         args = parse_args(argv)
         sock = bind(args["host"], args["port"])
+        setup_jax()  # the persistent compile cache: a structure compiled once is fast next time
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG_ERROR) from None
-    from harness.runtime import setup_jax
-
-    setup_jax()  # the persistent compile cache: a structure compiled once is fast next time
     import logging
 
     logging.getLogger("jax").setLevel(logging.WARNING)

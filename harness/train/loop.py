@@ -333,7 +333,7 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
                     jax.tree_util.tree_map(keep, new_params, params),
                     jax.tree_util.tree_map(keep, new_state, opt_state),
                     diverged | newly,
-                    jnp.where(newly, step, diverged_step),
+                    jnp.where(newly, step.astype(diverged_step.dtype), diverged_step),  # int64 steps under x64
                     gsq_sum + jnp.where(ok, gsq, 0.0),
                 )
 

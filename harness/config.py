@@ -24,7 +24,7 @@ class DataConfig:
 
     name: str = MISSING  # spiral | circle | xor | gauss | reg_plane | reg_gauss | mnist1d | digits | adding | copy | sentiment | files
     seed: int = 0  # data seed: generation and splits (static: a new seed is a new data set)
-    noise: float = 0.0  # Playground: 0 .. 0.5
+    noise: float = 0.0  # Playground: 0 .. 0.5 on its slider, up to 0.8 from its URL
     num_samples: Optional[int] = None  # Playground: 500 classification / 1200 regression
     train_fraction: float = 0.5  # Playground's "ratio of training to test data"
     val_fraction: float = 0.0  # carved from the training split
@@ -44,7 +44,7 @@ class ModelConfig:
 
     family: str = "fnn"  # fnn | cnn | rnn
     activation: str = "tanh"  # relu tanh sigmoid linear gelu elu leaky_relu softplus swish
-    init: str = "default"  # default (lecun normal, zero bias) | playground | he | glorot
+    init: str = "default"  # default (lecun normal, zero bias) | playground | he | glorot | zero
     init_scale: float = 1.0  # multiplies every initial weight (dynamic)
     dropout: float = 0.0  # static: a new rate is a new program
     hidden: list[int] = field(default_factory=lambda: [8, 8])  # fnn widths; [] = linear model
@@ -94,6 +94,8 @@ class RegularizerConfig:
 
     kind: str = "none"  # none | l1 | l2
     rate: float = 0.0  # dynamic
+    # L1 as Playground: a weight the L1 step pushes across 0 is set to 0 and frozen (a dead link)
+    dead_links: bool = False
 
 
 @dataclass
@@ -105,7 +107,9 @@ class TrainConfig:
     steps: Optional[int] = None
     examples: Optional[int] = None
     eval_every: Optional[int] = None  # steps between evaluations; default one epoch
-    loss: str = "auto"  # auto | cross_entropy | mse | tanh_squared (Playground's)
+    loss: str = "auto"  # auto | playground | cross_entropy | mse | half_mse | tanh_squared
+    order: str = "reshuffle"  # reshuffle (each epoch) | fixed (one permutation) | stored (Playground)
+    partial_batch: str = "drop"  # drop | carry (Playground: the leftover joins the next epoch's first batch)
     order_seed: Optional[int] = None  # data-order seed; default = seed
     grad_noise_scale: bool = False  # measure B_simple (McCandlish et al.) at each evaluation
     # Epochs between checkpoints (orbax; resume after a kill or SLURM preemption); null/0: off.
@@ -137,6 +141,7 @@ class OutputConfig:
     plots: bool = True
     save_params: bool = False
     boundary_resolution: int = 50  # decision-boundary grid, points per side (2-D data)
+    discretize: bool = False  # draw the boundary as two colours (Playground's "Discretize output")
 
 
 @dataclass

@@ -12,7 +12,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
-from harness.sweep.plan import digest, hparams_of
+from harness.sweep.plan import digest, drop_neutral, hparams_of
 from harness.train.loop import Budget
 
 LOWER_IS_BETTER = ("loss", "mse")
@@ -20,11 +20,11 @@ LOWER_IS_BETTER = ("loss", "mse")
 
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config minus what does not change results (logger, output, hydra,
-    train.checkpoint_every).
+    train.checkpoint_every) and minus keys at their neutral default (plan.NEUTRAL_DEFAULTS).
 
     A stored result whose hash equals a job's hash is that job's result (resume skips it).
     """
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
     for key in ("logger", "output", "hydra"):
         container.pop(key, None)
     # Checkpointing changes no result (and hashes stay those of results stored before it existed).

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from harness.errors import ConfigError
+from harness.train.loop import ORDERS, PARTIAL_BATCHES
 from harness.train.objective import LOSSES
 from harness.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -100,6 +101,8 @@ def validate_config(cfg: DictConfig) -> None:
     if t.epochs is None and t.steps is None and t.examples is None:
         raise ConfigError("train.epochs", None, "an integer >= 1 unless train.steps or train.examples is set")
     _choice("train.loss", t.loss, LOSSES)
+    _choice("train.order", t.order, ORDERS)
+    _choice("train.partial_batch", t.partial_batch, PARTIAL_BATCHES)
     every = t.get("checkpoint_every")
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
         raise ConfigError("train.checkpoint_every", every, "null or 0 (off), or an integer >= 1 (epochs between checkpoints)")

@@ -347,7 +347,7 @@ def test_config_kinds_are_equivalent():
 
 
 BAD = [
-    (dict(name="spiral", noise=0.6), "data.noise"),
+    (dict(name="spiral", noise=0.9), "data.noise"),
     (dict(name="circle", noise=-0.01), "data.noise"),
     (dict(name="xor", train_fraction=0.0), "data.train_fraction"),
     (dict(name="xor", train_fraction=1.0), "data.train_fraction"),

@@ -238,7 +238,7 @@ def test_feature_map_rejects_bad_input():
         feature_map(np.zeros((3, 3)), ["x1"])
 
 
-@pytest.mark.parametrize("noise", [-0.1, 0.51, 2])
+@pytest.mark.parametrize("noise", [-0.1, 0.81, 2])
 def test_bad_noise(noise):
     with pytest.raises(ConfigError, match="data.noise"):
         load_dataset(cfg("spiral", noise=noise))
@@ -257,3 +257,9 @@ def test_points_follow_postprocessing():
 def test_dataclass_replace_keeps_dataset_valid():
     ds = load_dataset(cfg("gauss"))
     assert dataclasses.replace(ds).input_shape == (2,)
+
+
+def test_noise_up_to_what_playgrounds_url_accepts():
+    """Playground's slider stops at 50 but its URL takes noise up to 80 (0.8 here)."""
+    ds = load_dataset(cfg("circle", noise=0.8))
+    assert ds.info["noise"] == 0.8 and len(ds.x_train) == 250

@@ -490,6 +490,13 @@ def test_other_inits(scheme, std):
     assert get_recurrent_init(scheme) is not None
 
 
+def test_zero_init_sets_every_weight_and_bias_to_zero():
+    kernel_init, bias_init = get_init("zero")
+    assert not np.asarray(kernel_init(jax.random.key(0), (4, 3))).any()
+    assert not np.asarray(bias_init(jax.random.key(0), (3,))).any()
+    assert not np.asarray(get_recurrent_init("zero")(jax.random.key(0), (3, 3))).any()
+
+
 def test_weight_mask_and_scale_weights():
     model, x = make(cfg(family="rnn"), "tokens")
     params = fake_params(model, x)

@@ -127,7 +127,8 @@ def test_play_stall_compare_in_a_browser(chromium, server, tmp_path):
         page.click("#play")
         start_loss = page.evaluate("curves[0].test[0]")  # the evaluation before training
         tanh_loss = _loss(page)
-        assert tanh_loss < 0.2 < 0.6 < start_loss
+        # The page trains with Playground's loss (experiment=playground): 0.5 at chance (output 0).
+        assert tanh_loss < 0.2 < 0.45 < start_loss
         assert _canvas_colours(page, "#boundary") > 20
         assert _canvas_colours(page, "#layers canvas.neuron") > 3  # a neuron's thumbnail
 
@@ -140,7 +141,7 @@ def test_play_stall_compare_in_a_browser(chromium, server, tmp_path):
         mid = _loss(page)
         _play_until(page, _epoch(page) + 40)
         late = _loss(page)
-        assert late > 0.6 and abs(late - mid) < 0.05, (mid, late)  # where tanh was below 0.2
+        assert late > 0.45 and abs(late - mid) < 0.05, (mid, late)  # near chance (0.5), where tanh was below 0.2
 
         # Pause closes the stream and the server stops training.
         sid = page.evaluate("info.id")
@@ -161,7 +162,7 @@ def test_play_stall_compare_in_a_browser(chromium, server, tmp_path):
         for i in range(4):
             assert _canvas_colours(page, f"#grid .cell:nth-child({i + 1}) canvas.boundary") > 20
         nums = [float(re.search(r"test loss ([\d.]+)", t).group(1)) for t in page.locator("#grid .cell .nums").all_text_contents()]
-        assert nums[1] < 0.5 * nums[3], nums  # tanh beats linear on circle
+        assert nums[1] < 0.45 < nums[3], nums  # tanh beats linear on circle, which stays at chance (0.5)
 
         shot = tmp_path / "playground.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -169,6 +169,23 @@ def test_boundary_orientation(tmp_path, task):
     assert blue[1] > orange[1]  # blue (x > 0) right of orange
 
 
+def test_discretized_boundary_draws_only_the_two_class_colours(tmp_path):
+    """output.discretize, as Playground's "Discretize output": >= 0 is +1 (blue), < 0 is -1."""
+    np.testing.assert_array_equal(plots.discretized(np.array([-0.3, 0.0, 0.01])), [-1.0, 1.0, 1.0])
+    smooth = _field(lambda x, y: np.where(np.abs(x) < 1, 0.0, np.tanh(x / 3)))  # shades, and 0 (white)
+    path = plots.plot_boundary(smooth, (-6, 6), tmp_path / "d.png", discretize=True)
+    _centroid(mpimg.imread(path), "#0877bd"), _centroid(mpimg.imread(path), "#f59322")  # both, in quantity
+    plots.plot_boundary(smooth, (-6, 6), tmp_path / "s.png")
+
+    def white_in_field(png):  # the field's axes only (the colour bar on the right has white)
+        image = mpimg.imread(png)
+        field = image[:, int(0.15 * image.shape[1]) : int(0.75 * image.shape[1]), :3]
+        return int(np.all(np.abs(field - np.asarray(to_rgb("#e8eaeb"))) < 1.5 / 255, axis=-1).sum())
+
+    assert white_in_field(path) == 0, "no value near 0 is drawn"
+    assert white_in_field(tmp_path / "s.png") > 0, "without discretize the field near 0 is white"
+
+
 def test_boundary_with_points_and_regression_range(tmp_path):
     rng = np.random.default_rng(1)
     pts = rng.uniform(-6, 6, (30, 2))

@@ -8,6 +8,8 @@
 - ``he``: He / Kaiming normal kernels (variance 2/fan_in, truncated normal), zero biases,
   orthogonal recurrent kernels.
 - ``glorot``: Glorot / Xavier uniform kernels, zero biases, orthogonal recurrent kernels.
+- ``zero``: every weight and every bias 0, recurrent kernels included: Playground's
+  ``initZero`` URL key (``nn.ts`` builds nodes with bias 0 and links with weight 0).
 
 Embedding tables (``nn.Embed``, tokens input of the RNN) keep Flax's default (normal, std 1)
 under every scheme. ``model.init_scale`` is *not* applied here: it is a dynamic value, so the
@@ -30,7 +32,7 @@ Initializer = Callable[..., jax.Array]
 PLAYGROUND_WEIGHT_RANGE = 0.5  # weights ~ U[-0.5, 0.5]  (Math.random() - 0.5)
 PLAYGROUND_BIAS = 0.1
 
-INITS = ("default", "playground", "he", "glorot")
+INITS = ("default", "playground", "he", "glorot", "zero")
 
 # Parameter leaf names that count as weights (as opposed to biases) in every family here.
 WEIGHT_NAMES = ("kernel", "embedding")
@@ -56,6 +58,8 @@ def get_init(name: str) -> tuple[Initializer, Initializer]:
     _check(name)
     if name == "playground":
         return playground_uniform, nn.initializers.constant(PLAYGROUND_BIAS)
+    if name == "zero":
+        return nn.initializers.zeros_init(), nn.initializers.zeros_init()
     kernel = {
         "default": nn.initializers.lecun_normal(),
         "he": nn.initializers.he_normal(),
@@ -68,9 +72,12 @@ def get_recurrent_init(name: str) -> Initializer:
     """Initialiser of hidden-to-hidden (recurrent) kernels for scheme ``name``.
 
     Orthogonal (Flax's default, which keeps the recurrence's gain near 1 at the start) except
-    for ``playground``, whose rule is that every weight is uniform in [-0.5, 0.5].
+    for ``playground``, whose rule is that every weight is uniform in [-0.5, 0.5], and
+    ``zero``, whose rule is that every weight is 0.
     """
     _check(name)
+    if name == "zero":
+        return nn.initializers.zeros_init()
     return playground_uniform if name == "playground" else nn.initializers.orthogonal()
 
 

@@ -26,6 +26,9 @@ from harness.errors import ConfigError
 # play); one number for every session, so a structure compiles once. The largest epoch has
 # 1,080 steps (reg sets, 90% training data, batch 1): 1.08e9 steps, within int32 step counters.
 EPOCHS = 1_000_000
+# The page trains as TensorFlow Playground does (conf/experiment/playground.yaml); its science
+# commands carry the same choice, so they reproduce what the page trained.
+PRESET = {"experiment": "playground"}
 MAX_LAYERS, MAX_NEURONS, MAX_SEEDS = 6, 8, 8  # Playground's limits (and ours for seeds)
 
 # Playground's lists (playground's state.ts / index.html), in the harness's units.
@@ -231,7 +234,8 @@ def _template(data: str) -> DictConfig:
             from harness.config import CONF_PACKAGE, register_configs
 
             register_configs()
-            overrides = [f"data={data}", "logger=none", "output.plots=false", f"train.epochs={EPOCHS}"]
+            overrides = [f"data={data}", *(f"{k}={v}" for k, v in PRESET.items()), "logger=none",
+                         "output.plots=false", f"train.epochs={EPOCHS}"]
             with initialize_config_module(config_module=CONF_PACKAGE, version_base="1.3"):
                 _TEMPLATES[data] = compose("config", overrides=overrides)
         return copy.deepcopy(_TEMPLATES[data])
@@ -316,7 +320,7 @@ def _format(value: Any) -> str:
 
 def fixed_overrides(settings: Settings, epochs: int, leave_out: str = "") -> list[str]:
     """``key=value`` overrides of everything on screen (but ``leave_out``) at ``epochs`` epochs."""
-    values = {"data": settings.data, **values_of(settings)}
+    values = {"data": settings.data, **PRESET, **values_of(settings)}
     values.pop("seed")
     if settings.reg == "none":
         values.pop("regularizer.rate")  # regularizer.kind=none: the rate does nothing

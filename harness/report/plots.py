@@ -121,6 +121,11 @@ def _field_image(field: np.ndarray) -> np.ndarray:
     return field.reshape(side, side)
 
 
+def discretized(field: np.ndarray) -> np.ndarray:
+    """Playground's "Discretize output" (heatmap.ts): every value drawn as +1 if >= 0, else -1."""
+    return np.where(np.asarray(field) >= 0, 1.0, -1.0)
+
+
 def _label_values(labels: np.ndarray, task: str) -> np.ndarray:
     """Point labels on the field's [-1, 1] scale: class 0 -> -1, class 1 -> +1; regression as is."""
     labels = np.asarray(labels, np.float64).ravel()
@@ -139,6 +144,7 @@ def plot_boundary(
     title: str | None = None,
     *,
     edgecolor: str = "black",
+    discretize: bool = False,
 ) -> Path:
     """The decision boundary as TensorFlow Playground draws it.
 
@@ -146,7 +152,10 @@ def plot_boundary(
     the square ``extent = (lo, hi)``; for regression it is the prediction, drawn with the same
     palette (clipped to [-1, 1]). Points, if given, go on top coloured by label, with a black
     edge (Playground's test points; pass ``edgecolor="white"`` for training points).
+    ``discretize`` draws the field in two colours (``output.discretize``, :func:`discretized`).
     """
+    if discretize:
+        field = discretized(field)
     fig = new_figure(5.0, 4.4)
     ax = fig.add_axes((0.12, 0.11, 0.68, 0.78))
     cax = fig.add_axes((0.84, 0.2, 0.03, 0.6))
@@ -287,7 +296,9 @@ def write_run_plots(run_dir: str | os.PathLike, result: dict[str, Any], dataset=
             extent = dataset.input_extent or DEFAULT_EXTENT
             points = raw_test_points(dataset)
             labels = dataset.y_test if points is not None else None
+        output_cfg = (result.get("config") or {}).get("output") or {}
         written.append(
-            plot_boundary(field, extent, run_dir / "boundary.png", points, labels, task=_task_of(result, dataset), title=title)
+            plot_boundary(field, extent, run_dir / "boundary.png", points, labels, task=_task_of(result, dataset), title=title,
+                          discretize=bool(output_cfg.get("discretize", False)))
         )
     return written

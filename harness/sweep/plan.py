@@ -35,7 +35,16 @@ DYNAMIC: dict[str, str] = {
     "regularizer.kind": "",
     "regularizer.rate": "",
 }
-NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "search", "hydra", "train.checkpoint_every")
+NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "search", "hydra",
+               "train.checkpoint_every")
+# Keys added after results were stored, with the value that does what the harness did before
+# they existed: at that value a key is left out of the compile group and the config hash, so
+# results stored before it keep their hash (resume still finds them).
+NEUTRAL_DEFAULTS: dict[str, Any] = {
+    "train.order": "reshuffle",
+    "train.partial_batch": "drop",
+    "regularizer.dead_links": False,
+}
 INTEGER_HPARAMS = ("seed", "order_seed")
 
 
@@ -67,9 +76,26 @@ def _drop(container: dict, path: str) -> None:
     node.pop(leaf, None)
 
 
+def _select(container: dict, path: str) -> Any:
+    node: Any = container
+    for p in path.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def drop_neutral(container: dict) -> dict:
+    """``container`` (a resolved config) without the keys at their value in NEUTRAL_DEFAULTS."""
+    for path, neutral in NEUTRAL_DEFAULTS.items():
+        if _select(container, path) == neutral:
+            _drop(container, path)
+    return container
+
+
 def static_part(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config minus dynamic and non-compute keys: equal dicts, equal program."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
     for path in list(DYNAMIC) + list(NOT_COMPUTE):
         _drop(container, path)
     return container

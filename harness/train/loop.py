@@ -93,6 +93,48 @@ def make_budget(train_cfg, n_train: int) -> Budget:
     return Budget(kind, size, batch, spe, max(total, 1), min(eval_every, max(total, 1)))
 
 
+ORDERS = ("reshuffle", "fixed", "stored")
+PARTIAL_BATCHES = ("drop", "carry")
+
+
+def epoch_orders(order: str, order_key: jax.Array, epochs: jax.Array, n_train: int) -> jax.Array:
+    """The sample order of each of ``epochs``: int [len(epochs), n_train] (``train.order``).
+
+    - ``reshuffle``: a new permutation every epoch, seeded by the data-order seed and the epoch;
+    - ``fixed``: one permutation for every epoch (epoch 0's of ``reshuffle``);
+    - ``stored``: the training split's own order every epoch, as TensorFlow Playground trains
+      (its points are shuffled once, when they are generated, as they are here).
+    """
+    if order == "reshuffle":
+        keys = jax.vmap(lambda e: jax.random.fold_in(order_key, e))(epochs)
+        return jax.vmap(lambda k: jax.random.permutation(k, n_train))(keys)
+    if order == "fixed":
+        perm = jax.random.permutation(jax.random.fold_in(order_key, 0), n_train)
+    else:
+        perm = jnp.arange(n_train)
+    return jnp.broadcast_to(perm, (epochs.shape[0], n_train))
+
+
+def leftover_batches(orders: jax.Array, rows: jax.Array, steps: jax.Array, spe: int, batch: int,
+                     n_train: int) -> tuple[jax.Array, jax.Array]:
+    """``train.partial_batch=carry``: the examples each step adds to its batch, and their weights.
+
+    TensorFlow Playground (``oneStep`` in playground.ts) updates after every ``batch``-th
+    example of an epoch; the ``n_train % batch`` examples after the last update stay
+    accumulated and join the next epoch's first update, which averages over ``batch`` plus
+    those. So an epoch still has ``n_train // batch`` updates; the first of every epoch after
+    the first takes the previous epoch's leftover (its last ``n_train % batch`` examples, in
+    that epoch's order). ``rows`` index ``orders`` by each step's epoch; row ``rows - 1`` is
+    the epoch before it. Returns indices [steps, leftover] and weights (1 = in the batch).
+    """
+    leftover = n_train - spe * batch
+    previous = orders[jnp.maximum(rows - 1, 0)]  # [steps, n_train]
+    idx = previous[:, spe * batch + jnp.arange(leftover)]
+    joins = (steps % spe == 0) & (steps >= spe)  # first step of an epoch after the first
+    weights = jnp.broadcast_to(joins[:, None], idx.shape).astype(jnp.float32)
+    return idx, weights
+
+
 SPLITS = ("train", "val", "test")
 # The training state between segments (see Segments), in this order inside the scan carry.
 STATE_KEYS = ("params", "opt_state", "diverged", "diverged_step")
@@ -202,6 +244,12 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
     measure_gns = bool(cfg.train.grad_noise_scale)
     dropout = float(cfg.model.dropout) > 0
     gns_names = ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")
+    # Playground's behaviours (docs/playground.md), each off by default.
+    order = str(OmegaConf.select(cfg, "train.order", default="reshuffle"))
+    # The leftover partial batch joins the next epoch's first batch (a no-op when none is left).
+    carry_leftover = (str(OmegaConf.select(cfg, "train.partial_batch", default="drop")) == "carry"
+                      and n_train % batch != 0)
+    dead_links = bool(OmegaConf.select(cfg, "regularizer.dead_links", default=False))
     # Transfer (harness.train.transfer): pretrained feature layers enter as constants, read
     # here in Python; the head is always freshly initialised.
     init_from = OmegaConf.select(cfg, "train.init_from", default=None)
@@ -213,7 +261,7 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         features = transfer.feature_constants(shapes, transfer.load_params(init_from))
 
     def make_tx(hparams, params):
-        tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps)
+        tx = make_optimizer(optimizer_name, schedule_kind, hparams, budget.total_steps, dead_links)
         return transfer.with_freeze(tx, params, freeze)
 
     def apply(params, x, train, rng):
@@ -230,9 +278,10 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         out = jax.lax.map(lambda c: apply(params, c, False, None), padded.reshape((n_chunks, EVAL_CHUNK) + x.shape[1:]))
         return out.reshape((n_chunks * EVAL_CHUNK,) + out.shape[2:])[:n]
 
-    def batch_loss(params, x, y, rng, l1, l2):
+    def batch_loss(params, x, y, rng, l1, l2, weights=None):
         out = apply(params, x, True, rng)
-        data_loss = jnp.mean(objective.per_example_loss(loss_kind, out, y, task))
+        losses = objective.per_example_loss(loss_kind, out, y, task)
+        data_loss = jnp.mean(losses) if weights is None else objective.weighted_mean(losses, weights)
         return data_loss + objective.penalty(params, l1, l2), data_loss
 
     grad_fn = jax.value_and_grad(batch_loss, has_aux=True)
@@ -267,13 +316,12 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         init_key, dropout_key = jax.random.split(key)
         return init_key, dropout_key
 
-    def init(hparams: dict[str, jax.Array], key: jax.Array, data: dict[str, jax.Array]) -> dict[str, Any]:
-        init_key, dropout_key = split_key(key)
-        params = model.init({"params": init_key, "dropout": dropout_key}, data["x_train"][:1], train=False)["params"]
-        # init_scale multiplies weights (not biases): a dynamic knob on the init's spread.
-        params = jax.tree_util.tree_map(lambda p: p * hparams["init_scale"] if p.ndim >= 2 else p, params)
-        if features is not None:
-            params = transfer.load_features(params, features)
+    def init(hparams: dict[str, jax.Array], key: jax.Array, data: dict[str, jax.Array], params=None) -> dict[str, Any]:
+        """The state before training. ``params``: start from these parameters (a pytree like
+        the model's) instead of drawing them, as in-process callers that bring their own
+        initial weights do (the Playground fidelity test)."""
+        if params is None:
+            params = draw_params(hparams, key, data)
         tx = make_tx(hparams, params)
         return {
             "params": params,
@@ -281,6 +329,15 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
             "diverged": jnp.zeros((), bool),
             "diverged_step": jnp.full((), -1, jnp.int32),
         }
+
+    def draw_params(hparams, key, data):
+        init_key, dropout_key = split_key(key)
+        params = model.init({"params": init_key, "dropout": dropout_key}, data["x_train"][:1], train=False)["params"]
+        # init_scale multiplies weights (not biases): a dynamic knob on the init's spread.
+        params = jax.tree_util.tree_map(lambda p: p * hparams["init_scale"] if p.ndim >= 2 else p, params)
+        if features is not None:
+            params = transfer.load_features(params, features)
+        return params
 
     def advance(state, hparams, key, data, periods):
         _, dropout_key = split_key(key)
@@ -302,26 +359,37 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         # period is a whole number of epochs it touches exactly that many.
         span = period // spe if period % spe == 0 else period // spe + 2
 
+        # With carry, one epoch before the period's first is drawn too (its leftover).
+        lead = 1 if carry_leftover else 0
+
         def period_batches(p):
-            """Batch indices [period, batch] of period p: each epoch is one permutation of
-            the training set (seeded by the data-order seed and the epoch), cut into batches.
-            Drawn once per period, not per step: a per-step draw costs far more."""
+            """Batch indices [period, batch] of period p, and their weights (None: all count):
+            each epoch is one order of the training set (:func:`epoch_orders`), cut into
+            batches. Drawn once per period, not per step: a per-step draw costs far more."""
             first = jnp.maximum(p - 1, 0) * period
             epoch0 = first // spe
-            keys = jax.vmap(lambda e: jax.random.fold_in(order_key, e))(epoch0 + jnp.arange(span))
-            orders = jax.vmap(lambda k: jax.random.permutation(k, n_train))(keys)  # [span, n_train]
+            epochs = jnp.maximum(epoch0 - lead + jnp.arange(span + lead), 0)
+            orders = epoch_orders(order, order_key, epochs, n_train)  # [lead + span, n_train]
             steps = first + jnp.arange(period)
-            rows = jnp.minimum(steps // spe - epoch0, span - 1)
+            rows = jnp.minimum(steps // spe - epoch0, span - 1) + lead
             cols = (steps % spe)[:, None] * batch + jnp.arange(batch)[None, :]
-            return orders[rows[:, None], cols]
+            idx = orders[rows[:, None], cols]
+            if not carry_leftover:
+                return idx, None
+            extra, extra_w = leftover_batches(orders, rows, steps, spe, batch, n_train)
+            weights = jnp.concatenate([jnp.ones(idx.shape, jnp.float32), extra_w], axis=1)
+            return jnp.concatenate([idx, extra], axis=1), weights
+
+        # With dead links the optimizer takes the L1 step (optim.l1_dead_links), not the loss.
+        l1_in_loss = 0.0 if dead_links else hparams["l1"]
 
         def step_fn(carry, inputs):
-            step, idx = inputs
+            step, (idx, weights) = inputs
 
             def do_step(carry):
                 params, opt_state, diverged, diverged_step, gsq_sum = carry
                 rng = jax.random.fold_in(dropout_key, step)
-                (_, _), grads = grad_fn(params, x_train[idx], y_train[idx], rng, hparams["l1"], hparams["l2"])
+                (_, _), grads = grad_fn(params, x_train[idx], y_train[idx], rng, l1_in_loss, hparams["l2"], weights)
                 updates, new_state = tx.update(grads, opt_state, params)
                 new_params = optax.apply_updates(params, updates)
                 finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree_util.tree_leaves(new_params)]))

@@ -8,17 +8,26 @@ import optax
 
 from harness.errors import ConfigError
 
-LOSSES = ("auto", "cross_entropy", "mse", "tanh_squared")
+LOSSES = ("auto", "playground", "cross_entropy", "mse", "half_mse", "tanh_squared")
+# The losses a name stands for, per task: auto is the usual choice, playground is
+# TensorFlow Playground's (nn.ts Errors.SQUARE on a tanh output for classes, on a linear
+# output for regression).
+ALIASES = {
+    "auto": {"classification": "cross_entropy", "regression": "mse"},
+    "playground": {"classification": "tanh_squared", "regression": "half_mse"},
+}
 
 
 def resolve_loss(loss: str, task: str) -> str:
-    """The concrete loss for a task: ``auto`` is cross-entropy for classes and MSE for regression."""
+    """The concrete loss for a task (``auto`` and ``playground`` name one loss per task)."""
     if loss not in LOSSES:
         raise ConfigError("train.loss", loss, LOSSES)
-    if loss == "auto":
-        return "cross_entropy" if task == "classification" else "mse"
+    if loss in ALIASES:
+        return ALIASES[loss][task]
     if loss == "cross_entropy" and task != "classification":
-        raise ConfigError("train.loss", loss, "mse or tanh_squared for a regression data set")
+        raise ConfigError("train.loss", loss, "mse, half_mse, tanh_squared or playground for a regression data set")
+    if loss == "half_mse" and task == "classification":
+        raise ConfigError("train.loss", loss, "cross_entropy, tanh_squared or playground for a classification data set")
     return loss
 
 
@@ -38,6 +47,8 @@ def per_example_loss(loss: str, outputs: jax.Array, targets: jax.Array, task: st
     out = outputs[..., 0]
     if loss == "mse":
         return jnp.square(out - targets)
+    if loss == "half_mse":  # Playground's regression: 0.5 (out - target)^2, linear output
+        return 0.5 * jnp.square(out - targets)
     # Playground: squared error 0.5 (tanh(out) - target)^2, classes as -1/+1.
     target = 2.0 * targets - 1.0 if task == "classification" else targets
     return 0.5 * jnp.square(jnp.tanh(out) - target)
@@ -70,6 +81,12 @@ def is_weight(path, leaf) -> bool:
     """Weights are kernels and embeddings (rank >= 2); biases and norms (rank 1) are not."""
     del path
     return leaf.ndim >= 2
+
+
+def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+    """Mean of ``values`` [b, ...] over examples weighted by ``weights`` [b] (0 = not in the batch)."""
+    per_example = values.reshape(values.shape[0], -1).mean(axis=1)
+    return jnp.sum(per_example * weights) / jnp.sum(weights)
 
 
 def penalty(params, l1_rate: jax.Array, l2_rate: jax.Array) -> jax.Array:

@@ -8,6 +8,9 @@ capture tracers, and init/update run in the same trace.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -38,11 +41,56 @@ def make_schedule(kind: str, lr, warmup_steps, final_fraction, total_steps: int)
     return schedule
 
 
-def make_optimizer(name: str, schedule_kind: str, hp: dict, total_steps: int) -> optax.GradientTransformation:
+class DeadLinksState(NamedTuple):
+    """State of :func:`l1_dead_links`: the step count (for the schedule) and the dead weights."""
+
+    count: jax.Array
+    dead: Any  # a pytree like params: True where a weight is dead (always False at biases)
+
+
+def l1_dead_links(rate, schedule) -> optax.GradientTransformation:
+    """TensorFlow Playground's L1 step with its dead links (``nn.ts`` ``updateWeights``).
+
+    Applied after the optimizer's own update (which then must not contain the L1 gradient):
+    each weight, already moved by that update, moves a further ``lr * rate * sign(w)`` toward
+    0, ``w`` being the weight *before* the step and ``lr`` the scheduled learning rate. A weight
+    that this L1 move pushes across 0 is set to 0 and is dead from then on: never updated again
+    (its gradient is ignored, as Playground skips dead links). Biases (rank-1 leaves) are not
+    penalised. With ``rate`` 0 nothing crosses, so nothing dies.
+    """
+
+    def init(params):
+        dead = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, bool), params)
+        return DeadLinksState(jnp.zeros((), jnp.int32), dead)
+
+    def update(updates, state, params):
+        shrink = schedule(state.count) * rate
+
+        def one(u, p, dead):
+            if p.ndim < 2:  # a bias: no penalty
+                return u, dead
+            stepped = p + u
+            shrunk = stepped - shrink * jnp.sign(p)
+            dead = dead | (stepped * shrunk < 0)
+            # A dead weight (already 0, or set to 0 now) gets the update -w: it lands on 0 exactly.
+            return jnp.where(dead, -p, shrunk - p), dead
+
+        pairs = jax.tree_util.tree_map(one, updates, params, state.dead)
+        new_updates = jax.tree_util.tree_map(lambda _, pair: pair[0], updates, pairs)
+        new_dead = jax.tree_util.tree_map(lambda _, pair: pair[1], updates, pairs)
+        return new_updates, DeadLinksState(state.count + 1, new_dead)
+
+    return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(name: str, schedule_kind: str, hp: dict, total_steps: int,
+                   dead_links: bool = False) -> optax.GradientTransformation:
     """One mechanism for every optimizer: direction (scale_by_*), decoupled weight decay, -lr.
 
     Weight decay is added to the update before the learning rate scales it, as in
     ``optax.adamw``, so it is decoupled from the gradient statistics for every optimizer.
+    With ``dead_links`` the L1 penalty (rate ``hp["l1"]``) is Playground's separate step,
+    :func:`l1_dead_links`, after the update; the caller then leaves it out of the loss.
     """
     if name not in OPTIMIZERS:
         raise ConfigError("optim.name", name, OPTIMIZERS)
@@ -55,8 +103,7 @@ def make_optimizer(name: str, schedule_kind: str, hp: dict, total_steps: int) ->
     else:  # rmsprop
         direction = optax.scale_by_rms(decay=hp["decay"], eps=hp["eps"])
     schedule = make_schedule(schedule_kind, hp["lr"], hp["warmup_steps"], hp["final_fraction"], total_steps)
-    return optax.chain(
-        direction,
-        optax.add_decayed_weights(hp["weight_decay"]),
-        optax.scale_by_learning_rate(schedule),
-    )
+    steps = [direction, optax.add_decayed_weights(hp["weight_decay"]), optax.scale_by_learning_rate(schedule)]
+    if dead_links:
+        steps.append(l1_dead_links(hp["l1"], schedule))
+    return optax.chain(*steps)

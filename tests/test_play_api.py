@@ -56,7 +56,7 @@ def _field(encoded: str, resolution: int) -> np.ndarray:
 
 
 def test_session_start_step_snapshot(client, session):
-    assert session["problem"] == "classification" and session["groups"] == 1
+    assert session["problem"] == "classification" and session["groups"] == 1 and session["loss"] == "cross_entropy"
     assert [m["seed"] for m in session["members"]] == [0, 1, 2]
     assert len(session["points"]["train"]) == 250 and len(session["points"]["test"]) == 250
     assert session["query"]["hidden"] == "3" and session["settings"]["lr"] == 0.1
@@ -408,8 +408,8 @@ def test_edited_weight_and_bias_take_effect_in_the_running_network(client):
     snap = client.post(f"/api/session/{edited}/weight?layer=1&source=2&dest=0&value=-1.5").json()
     snap = client.post(f"/api/session/{edited}/bias?layer=0&dest=1&value=0.75").json()
     assert snap["network"][1]["weights"][2] == [-1.5] and snap["network"][0]["biases"][1] == 0.75
-    assert snap["changes"] == [{"epoch": 1, "change": "weight Dense_1 2 -> 0 = -1.5"},
-                               {"epoch": 1, "change": "bias of Dense_0 unit 1 = 0.75"}]
+    assert snap["changes"] == [{"epoch": 1, "change": "weight h0-2 -> out = -1.5"},
+                               {"epoch": 1, "change": "bias of h0-1 = 0.75"}]
     untouched = [before["network"][0]["weights"], before["network"][1]["biases"]]
     assert [snap["network"][0]["weights"], snap["network"][1]["biases"]] == untouched
     res = client.app.state.sessions[edited].members[0].cfg.output.boundary_resolution
@@ -439,6 +439,9 @@ def test_hovered_node_field_for_the_big_heatmap(client):
     assert client.get(f"/api/session/{sid}").json()["focus"]["node"] == "h0-2"  # later snapshots too
     x2 = _field(client.post(f"/api/session/{sid}/focus?node=x2").json()["focus"]["field"], res).reshape(res, res)
     assert x2[0, 0] > 0 > x2[-1, 0]  # x2 grows upwards
+    # An input the network does not use is still a picture (the page shows every input).
+    sq = _field(client.post(f"/api/session/{sid}/focus?node=x1sq").json()["focus"]["field"], res).reshape(res, res)
+    assert sq[0, 0] == sq[0, -1] > sq[0, res // 2]
     assert client.post(f"/api/session/{sid}/focus?node=").json()["focus"] is None  # back to the output
 
 
@@ -452,8 +455,8 @@ def test_hovered_node_field_for_the_big_heatmap(client):
         ("weight?layer=0&source=0&dest=3&value=1", "dest", "dest='3' is not allowed: an integer from 0 to 2"),
         ("bias?layer=0&dest=0&value=abc", "value", "value='abc' is not allowed: a finite number"),
         ("bias?layer=1&dest=0&value=inf", "value", "value='inf' is not allowed: a finite number"),
-        ("focus?node=h1-0", "node", "node='h1-0' is not allowed: an input feature of this network or h<layer>-<unit>"),
-        ("focus?node=x1sq", "node", "node='x1sq' is not allowed"),
+        ("focus?node=h1-0", "node", "node='h1-0' is not allowed: an input feature (x1, x2, x1sq"),
+        ("focus?node=x3", "node", "node='x3' is not allowed"),
         ("step?epochs=0", "epochs", "epochs='0' is not allowed: an integer from 1 to 1000"),
     ],
 )

@@ -16,7 +16,7 @@ The Playground's loss (``getLoss`` in its ``playground.ts``) is the mean of
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -92,26 +92,38 @@ def finite_value(raw: Any) -> float:
     return value
 
 
-def edit(params: dict, loss: str, member: int, layer: Any, dest: Any, source: Any, value: float) -> tuple[dict, str]:
+def node_name(column: int, unit: int, inputs: Sequence[str], columns: int) -> str:
+    """The page's name of a node: an input feature, ``h<layer>-<unit>``, or ``out``."""
+    if column == 0:
+        return inputs[unit]
+    return "out" if column == columns - 1 else f"h{column - 1}-{unit}"
+
+
+def edit(params: dict, loss: str, member: int, layer: Any, dest: Any, source: Any, value: float,
+         inputs: Sequence[str]) -> tuple[dict, str]:
     """``params`` (member-stacked host arrays) with one member's weight (``source`` given)
     or bias (``source`` None) set to ``value``, in the Playground's form of
-    :func:`weights_view`; and a line saying what changed. Raises ConfigError naming a bad
-    ``layer``, ``dest`` or ``source``.
+    :func:`weights_view`; and a line saying what changed, naming nodes as the page does
+    (``inputs``: the network's input features). Raises ConfigError naming a bad ``layer``,
+    ``dest`` or ``source``.
 
     For two logits the unit's weight is their half difference: it is set to ``value``
     keeping their mean, which the field does not depend on.
     """
     names = layer_names(params)
-    name = names[_index("layer", layer, len(names))]
+    layer = _index("layer", layer, len(names))
+    name = names[layer]
     kernel = np.array(params[name]["kernel"])  # writable copies
     bias = np.array(params[name]["bias"])
     two = name == names[-1] and _two_logits(loss)
     dest = _index("dest", dest, 1 if two else kernel.shape[2])
+    columns = len(names) + 1
+    to = node_name(layer + 1, dest, inputs, columns)
     if source is None:
-        row, what = bias[member], f"bias of {name} unit {dest}"
+        row, what = bias[member], f"bias of {to}"
     else:
         source = _index("source", source, kernel.shape[1])
-        row, what = kernel[member, source], f"weight {name} {source} -> {dest}"
+        row, what = kernel[member, source], f"weight {node_name(layer, source, inputs, columns)} -> {to}"
     if two:  # row is a view: [logit 0, logit 1] of this member
         mean = (row[0] + row[1]) / 2
         row[0], row[1] = mean - value, mean + value

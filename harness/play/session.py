@@ -30,6 +30,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from harness.data.playground import FEATURE_NAMES
 from harness.errors import ConfigError
 from harness.play import network, neurons
 from harness.play.settings import EPOCHS, Member, Settings, live_change, member_configs
@@ -168,11 +169,12 @@ class Session:
         with self.lock:
             program, row = self._shown()
             _, loss = network.model_of(program.cfgs[0], self.dataset)
-            network.edit(jax.device_get(program.state["params"]), loss, row, layer, dest, source, value)  # checks
+            inputs = self.settings.features
+            network.edit(jax.device_get(program.state["params"]), loss, row, layer, dest, source, value, inputs)  # checks
 
         def apply() -> None:
             old = program.state["params"]
-            new, what = network.edit(jax.device_get(old), loss, row, layer, dest, source, value)
+            new, what = network.edit(jax.device_get(old), loss, row, layer, dest, source, value, inputs)
             params = jax.tree_util.tree_map(lambda a, o: jax.device_put(np.asarray(a, o.dtype), o.sharding), new, old)
             program.state = {**program.state, "params": params}
             self.changes.append({"epoch": self.epoch, "change": what})
@@ -180,8 +182,8 @@ class Session:
         self._later(apply)
 
     def set_focus(self, node: str | None) -> None:
-        """The node whose field the big heatmap shows: an input feature's name (one of the
-        session's features), ``h<layer>-<unit>`` for a hidden neuron, or None for the output."""
+        """The node whose field the big heatmap shows: an input feature's name,
+        ``h<layer>-<unit>`` for a hidden neuron, or None for the output."""
         node = node or None
         with self.lock:
             if node is not None:
@@ -191,11 +193,11 @@ class Session:
     def _node_field(self, node: str) -> np.ndarray:
         """A node's field at the big heatmap's resolution (see :meth:`set_focus`)."""
         res = int(self.members[0].cfg.output.boundary_resolution)
-        if node in self.settings.features:
+        if node in FEATURE_NAMES:  # an input (used or not) is the same picture for every network
             return neurons.feature_fields(self.dataset, res)[node]
         program, row = self._shown()
         sizes = list(self.settings.hidden)
-        allowed = "an input feature of this network or h<layer>-<unit> for a hidden neuron (0-based)"
+        allowed = f"an input feature ({', '.join(FEATURE_NAMES)}) or h<layer>-<unit> for a hidden neuron (0-based)"
         try:
             layer, unit = (int(v) for v in node.removeprefix("h").split("-"))
         except ValueError:
@@ -224,6 +226,7 @@ class Session:
             "settings": self.settings.as_dict(),
             "query": self.settings.query(),
             "problem": self.settings.problem,
+            "loss": network.model_of(self.members[0].cfg, ds)[1],  # the loss trained (train.loss, resolved)
             "members": [{"value": m.value, "label": m.label, "seed": m.seed} for m in self.members],
             "values": sorted({m.value: m.label for m in self.members}.items()),
             "groups": len(self.groups),

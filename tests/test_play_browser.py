@@ -318,9 +318,10 @@ def test_playground_controls_in_a_browser(chromium, server, tmp_path):
             shutil.copyfile(shot, os.environ["HARNESS_PLAY_CONTROLS_SCREENSHOT"])
 
         # Reset: new weights (the next seed, in the link), from epoch 0.
-        status = page.text_content("#status")
-        page.click("#reset")
-        _wait_started(page, status)
+        old = page.evaluate("info.id")
+        page.click("#reset")  # same structure: the status line may read the same, so wait for the new session
+        page.wait_for_function("old => info && info.id !== old && document.getElementById('status').textContent.includes('started in')",
+                               arg=old, timeout=COMPILE_S)
         assert "seed=1" in page.url and _epoch(page) == 0 and not page.is_visible("#changes")
         assert [k["weight"] for k in _link_styles(page)] != [k["weight"] for k in links]
 

@@ -56,7 +56,7 @@ def _field(encoded: str, resolution: int) -> np.ndarray:
 
 
 def test_session_start_step_snapshot(client, session):
-    assert session["problem"] == "classification" and session["groups"] == 1
+    assert session["problem"] == "classification" and session["groups"] == 1 and session["loss"] == "cross_entropy"
     assert [m["seed"] for m in session["members"]] == [0, 1, 2]
     assert len(session["points"]["train"]) == 250 and len(session["points"]["test"]) == 250
     assert session["query"]["hidden"] == "3" and session["settings"]["lr"] == 0.1
@@ -192,7 +192,7 @@ def test_other_bad_requests(client, session):
 
 def test_a_bug_is_a_500_with_a_message_not_a_dead_server(client):
     sid = client.post(f"/api/session?{SMALL}").json()["id"]
-    client.app.state.sessions[sid].step = lambda: 1 / 0
+    client.app.state.sessions[sid].step = lambda epochs=None: 1 / 0
     r = client.post(f"/api/session/{sid}/step")
     assert r.status_code == 500 and r.json()["error"].startswith("internal error (ZeroDivisionError")
     assert client.get(f"/api/session/{sid}").status_code == 200  # still serving
@@ -207,6 +207,9 @@ def test_page_and_options(client):
     assert opts["learning_rates"][0] == 0.00001 and opts["learning_rates"][-1] == 10
     assert opts["reg_rates"][0] == 0 and opts["reg_rates"][-1] == 10
     assert set(opts["compare"]) == {"activation", "lr", "batch", "reg", "rate", "features"}
+    assert opts["live"] == ["lr", "rate"]
+    # Playground's classroom controls by its own state names (playground.ts HIDABLE_CONTROLS).
+    assert ["Learning rate", "learningRate"] in opts["hidable"] and len(opts["hidable"]) == 15
 
 
 def test_commands_reproduce_the_screen(client):
@@ -279,3 +282,189 @@ def test_page_curves_are_what_harness_train_computes(client):
     for i, out in enumerate(group.outputs):
         for name in ("train", "test"):
             np.testing.assert_allclose(snap["curves"][name][i], out["curves"][f"{name}/loss"], atol=2e-6)
+
+
+# --- the Playground's live controls: rates while training, weights, one epoch, loss, hover ---
+
+
+@pytest.fixture
+def compiles():
+    """Counts lowerings and backend compiles of any JAX program while the test runs."""
+    from jax import monitoring
+
+    count = {"n": 0}
+    events = ("/jax/core/compile/jaxpr_to_mlir_module_duration", "/jax/core/compile/backend_compile_duration")
+
+    def listener(event, duration, **kwargs):
+        if event in events:
+            count["n"] += 1
+
+    monitoring.register_event_duration_secs_listener(listener)
+    yield count
+    monitoring.unregister_event_duration_listener(listener)
+
+
+def _new(client, query: str = "") -> str:
+    r = client.post(f"/api/session?data=circle&activation=tanh&lr=0.1&{SMALL}&{query}")
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def test_learning_rate_change_takes_effect_at_the_next_epoch_without_compiling(client, compiles):
+    import jax
+
+    from harness.sweep import engine
+
+    changed, twin = _new(client), _new(client)
+    for sid in (changed, twin):
+        client.post(f"/api/session/{sid}/step?epochs=2")  # periods 0, 1, 2
+    session = client.app.state.sessions[changed]
+    (program, _), = session.groups
+    before = jax.device_get(program.state)
+    curves, confusions = program.curves_so_far()
+    executable = program._compiled[1]
+    compiled_before, lowered_before = engine.TRACE_COUNT["n"], compiles["n"]
+
+    snap = client.post(f"/api/session/{changed}/change?lr=1").json()
+    assert snap["query"]["lr"] == "1" and snap["changes"] == [{"epoch": 2, "change": "lr 0.1 -> 1"}]
+    snap = client.post(f"/api/session/{changed}/step?epochs=1").json()
+    other = client.post(f"/api/session/{twin}/step?epochs=1").json()
+
+    # Nothing compiled: not the engine's programs, not any other JAX program; the same executable ran.
+    assert engine.TRACE_COUNT["n"] == compiled_before and snap["compiled"] == compiled_before
+    assert compiles["n"] == lowered_before and program._compiled[1] is executable
+    test, test_twin = (np.asarray(s["curves"]["test"], float) for s in (snap, other))
+    np.testing.assert_array_equal(test[:, :3], test_twin[:, :3])  # the epochs before the change
+    assert np.all(test[:, 3] != test_twin[:, 3])  # the next epoch trained at the new rate
+    # ... exactly as a program built with lr=1 does from the same state.
+    cfgs = [m.cfg for m in session.members]
+    assert all(float(c.optim.lr) == 1.0 for c in cfgs)
+    fresh = engine.GroupProgram(cfgs, segment_periods=1)
+    fresh.restore(before, 3, curves, confusions)
+    fresh.step()
+    got, _ = fresh.curves_so_far()
+    mine, _ = program.curves_so_far()
+    np.testing.assert_array_equal(got["test/loss"], mine["test/loss"])
+
+
+def test_regularization_rate_changes_live_for_every_compared_member(client):
+    r = client.post("/api/session?compare=reg&rate=0.01&lr=0.1&hidden=3")
+    sid = r.json()["id"]
+    snap = client.post(f"/api/session/{sid}/change?rate=0.3").json()
+    assert snap["changes"] == [{"epoch": 0, "change": "rate 0.01 -> 0.3"}]
+    session = client.app.state.sessions[sid]
+    (program, _), = session.groups
+    np.testing.assert_allclose(np.asarray(program.hparams["l1"]), [0.0, 0.3, 0.0])
+    np.testing.assert_allclose(np.asarray(program.hparams["l2"]), [0.0, 0.0, 0.3])
+    # One network on screen only: no weights to show or edit while comparing.
+    assert snap["network"] is None
+    r = client.post(f"/api/session/{sid}/weight?layer=0&source=0&dest=0&value=1")
+    assert r.status_code == 400 and r.json()["key"] == "compare"
+
+
+def test_live_change_refuses_what_needs_a_restart():
+    from harness.play.settings import ParamError, live_change, parse
+
+    with pytest.raises(ParamError, match=r"^batch='3' is not allowed: one of lr, rate"):
+        live_change(parse({}), {"batch": "3"})
+    with pytest.raises(ParamError, match=r"^optim.lr='0.3' is not allowed: unchanged while compare=lr"):
+        live_change(parse({"compare": "lr"}), {"lr": "0.3"})
+    assert live_change(parse({"reg": "l2", "rate": "0.01"}), {"rate": "0.1"}).rate == 0.1
+
+
+def _forward(view: list[dict], x: np.ndarray) -> np.ndarray:
+    """The Playground's forward pass (tanh hidden units, a tanh output unit) from the page's weights."""
+    h = x
+    for layer in view:
+        h = np.tanh(h @ np.asarray(layer["weights"]) + np.asarray(layer["biases"]))
+    return h[:, 0]
+
+
+def test_page_weights_and_playground_loss_are_the_network_s(client):
+    sid = _new(client)
+    snap = client.post(f"/api/session/{sid}/step?epochs=3").json()
+    view = snap["network"]
+    assert [np.shape(layer["weights"]) for layer in view] == [(2, 3), (3, 1)]
+    ds = client.app.state.sessions[sid].dataset
+    for split, (x, y) in {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}.items():
+        expected = np.mean(0.5 * (_forward(view, x) - (2.0 * y - 1.0)) ** 2)  # labels -1/+1
+        assert snap["playground"][split][0][-1] == pytest.approx(expected, abs=2e-5)
+        assert len(snap["playground"][split][0]) == snap["periods"] == 4
+
+
+def test_one_epoch_step(client):
+    sid = _new(client)
+    first = client.post(f"/api/session/{sid}/step?epochs=1&since=0").json()
+    assert (first["epoch"], first["periods"]) == (1, 2)  # the initial evaluation, then one epoch
+    second = client.post(f"/api/session/{sid}/step?epochs=1&since=2").json()
+    assert (second["epoch"], second["periods"]) == (2, 3) and len(second["curves"]["test"][0]) == 1
+
+
+def test_edited_weight_and_bias_take_effect_in_the_running_network(client):
+    edited, twin = _new(client), _new(client)
+    for sid in (edited, twin):
+        client.post(f"/api/session/{sid}/step?epochs=1")
+    before = client.get(f"/api/session/{edited}").json()
+    snap = client.post(f"/api/session/{edited}/weight?layer=1&source=2&dest=0&value=-1.5").json()
+    snap = client.post(f"/api/session/{edited}/bias?layer=0&dest=1&value=0.75").json()
+    assert snap["network"][1]["weights"][2] == [-1.5] and snap["network"][0]["biases"][1] == 0.75
+    assert snap["changes"] == [{"epoch": 1, "change": "weight h0-2 -> out = -1.5"},
+                               {"epoch": 1, "change": "bias of h0-1 = 0.75"}]
+    untouched = [before["network"][0]["weights"], before["network"][1]["biases"]]
+    assert [snap["network"][0]["weights"], snap["network"][1]["biases"]] == untouched
+    res = client.app.state.sessions[edited].members[0].cfg.output.boundary_resolution
+    assert np.abs(_field(snap["fields"][0], res) - _field(before["fields"][0], res)).max() > 0.05  # the field moved
+    assert snap["fields"][1:] == before["fields"][1:]  # other seeds' networks are not on screen
+    # The next epoch trains from the edited weights.
+    after = client.post(f"/api/session/{edited}/step?epochs=1").json()
+    other = client.post(f"/api/session/{twin}/step?epochs=1").json()
+    assert after["curves"]["train"][0][:2] == other["curves"]["train"][0][:2]
+    assert after["curves"]["train"][0][2] != other["curves"]["train"][0][2]
+    assert after["curves"]["train"][1] == other["curves"]["train"][1]
+
+
+def test_hovered_node_field_for_the_big_heatmap(client):
+    sid = _new(client)
+    client.post(f"/api/session/{sid}/step?epochs=2")
+    info = client.app.state.sessions[sid].info()
+    res, thumbs = info["resolution"], info["thumb_resolution"]
+    snap = client.post(f"/api/session/{sid}/focus?node=h0-2").json()
+    assert snap["focus"]["node"] == "h0-2"
+    big = _field(snap["focus"]["field"], res).reshape(res, res)
+    small = _field(snap["neurons"][2], thumbs).reshape(thumbs, thumbs)
+    # Both grids span the same square corner to corner: the corners are the same points.
+    corners = (0, -1)
+    np.testing.assert_allclose([big[i, j] for i in corners for j in corners],
+                               [small[i, j] for i in corners for j in corners], atol=1 / 127)
+    assert client.get(f"/api/session/{sid}").json()["focus"]["node"] == "h0-2"  # later snapshots too
+    x2 = _field(client.post(f"/api/session/{sid}/focus?node=x2").json()["focus"]["field"], res).reshape(res, res)
+    assert x2[0, 0] > 0 > x2[-1, 0]  # x2 grows upwards
+    # An input the network does not use is still a picture (the page shows every input).
+    sq = _field(client.post(f"/api/session/{sid}/focus?node=x1sq").json()["focus"]["field"], res).reshape(res, res)
+    assert sq[0, 0] == sq[0, -1] > sq[0, res // 2]
+    assert client.post(f"/api/session/{sid}/focus?node=").json()["focus"] is None  # back to the output
+
+
+@pytest.mark.parametrize(
+    "route, key, needle",
+    [
+        ("change?batch=3", "batch", "batch='3' is not allowed: one of lr, rate (the settings that change while training)"),
+        ("change?lr=-1", "optim.lr", "optim.lr=-1.0 is not allowed: a finite number > 0"),
+        ("weight?layer=2&source=0&dest=0&value=1", "layer", "layer='2' is not allowed: an integer from 0 to 1"),
+        ("weight?layer=0&dest=0&value=1", "source", "source='' is not allowed: an integer from 0 to 1"),
+        ("weight?layer=0&source=0&dest=3&value=1", "dest", "dest='3' is not allowed: an integer from 0 to 2"),
+        ("bias?layer=0&dest=0&value=abc", "value", "value='abc' is not allowed: a finite number"),
+        ("bias?layer=1&dest=0&value=inf", "value", "value='inf' is not allowed: a finite number"),
+        ("focus?node=h1-0", "node", "node='h1-0' is not allowed: an input feature (x1, x2, x1sq"),
+        ("focus?node=x3", "node", "node='x3' is not allowed"),
+        ("step?epochs=0", "epochs", "epochs='0' is not allowed: an integer from 1 to 1000"),
+    ],
+)
+def test_bad_live_changes_are_400_and_change_nothing(client, session, route, key, needle):
+    sid = session["id"]
+    before = client.get(f"/api/session/{sid}").json()
+    r = client.post(f"/api/session/{sid}/{route}")
+    assert r.status_code == 400 and r.json()["key"] == key and r.json()["error"].startswith(needle), r.text
+    after = client.get(f"/api/session/{sid}").json()
+    for name in ("network", "changes", "query", "periods", "focus"):
+        assert after[name] == before[name], name

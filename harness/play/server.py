@@ -10,7 +10,12 @@ after one chunk of epochs; Pause closes the stream, which stops training at the 
     GET  /api/check?<settings>          parse and check settings (no training)
     POST /api/session?<settings>        start a session (JSON body also accepted) -> info + snapshot
     GET  /api/session/<id>?since=N      snapshot (curves from period N on)
-    POST /api/session/<id>/step?since=N train one chunk -> snapshot
+    POST /api/session/<id>/step?since=N[&epochs=E]   train one chunk (or E epochs) -> snapshot
+    POST /api/session/<id>/change?lr=..&rate=..      new rates from the next epoch on, no
+                                        recompile (the Playground's live controls) -> snapshot
+    POST /api/session/<id>/weight?layer=L&source=I&dest=J&value=V   set one weight -> snapshot
+    POST /api/session/<id>/bias?layer=L&dest=J&value=V              set one bias -> snapshot
+    POST /api/session/<id>/focus?node=X  the node the big heatmap shows (empty: the output)
     GET  /api/session/<id>/stream?since=N[&chunks=K]   SSE: train chunk after chunk, one
                                         snapshot each (K chunks, or until the client leaves)
     DELETE /api/session/<id>
@@ -85,6 +90,19 @@ def _chunks(request: Request) -> int | None:
     return value
 
 
+def _epochs(request: Request) -> int | None:
+    raw = request.query_params.get("epochs")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise ConfigError("epochs", raw, "an integer from 1 to 1000 (epochs to train)")
+    return value
+
+
 def _query(request: Request, drop: tuple[str, ...] = ()) -> dict[str, str]:
     return {k: v for k, v in request.query_params.items() if k not in drop}
 
@@ -140,6 +158,8 @@ def create_app(chunk: int = 5) -> Starlette:
             "compare": {name: {"key": c.key, "labels": list(c.labels)} for name, c in s.COMPARE.items()},
             "limits": {"layers": s.MAX_LAYERS, "neurons": s.MAX_NEURONS, "seeds": s.MAX_SEEDS},
             "chunk": chunk,
+            "live": list(s.LIVE),
+            "hidable": [list(c) for c in s.HIDABLE_CONTROLS],
         })
 
     async def check(request: Request) -> Response:
@@ -170,9 +190,27 @@ def create_app(chunk: int = 5) -> Starlette:
 
     async def step(request: Request) -> Response:
         session = lookup(request)
-        since = _since(request)
-        await to_thread.run_sync(session.step)
+        since, epochs = _since(request), _epochs(request)
+        await to_thread.run_sync(session.step, epochs)
         return JSONResponse(await to_thread.run_sync(session.snapshot, since))
+
+    def changing(act):
+        """A route that changes a session (``act(session, query)``) and answers its snapshot."""
+
+        async def handler(request: Request) -> Response:
+            session = lookup(request)
+            since = _since(request)
+            query = _query(request, drop=("since",))
+            await to_thread.run_sync(act, session, query)
+            return JSONResponse(await to_thread.run_sync(session.snapshot, since))
+
+        return handler
+
+    def weight(session: Session, q: dict[str, str]) -> None:
+        session.edit(q.get("layer"), q.get("dest"), q.get("source", ""), q.get("value"))
+
+    def bias(session: Session, q: dict[str, str]) -> None:
+        session.edit(q.get("layer"), q.get("dest"), None, q.get("value"))
 
     async def stream(request: Request) -> Response:
         session = lookup(request)
@@ -226,6 +264,10 @@ def create_app(chunk: int = 5) -> Starlette:
         Route("/api/session/{sid}", guarded(snapshot)),
         Route("/api/session/{sid}", guarded(delete), methods=["DELETE"]),
         Route("/api/session/{sid}/step", guarded(step), methods=["POST"]),
+        Route("/api/session/{sid}/change", guarded(changing(lambda s, q: s.change(q))), methods=["POST"]),
+        Route("/api/session/{sid}/weight", guarded(changing(weight)), methods=["POST"]),
+        Route("/api/session/{sid}/bias", guarded(changing(bias)), methods=["POST"]),
+        Route("/api/session/{sid}/focus", guarded(changing(lambda s, q: s.set_focus(q.get("node")))), methods=["POST"]),
         Route("/api/session/{sid}/stream", guarded(stream)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -86,6 +86,33 @@ PARAMS: dict[str, tuple[str, str]] = {
 }
 
 
+# The settings that change while a network trains, as in the Playground (its learning-rate and
+# regularization-rate controls do not reset the network): numbers of the compiled program
+# (harness.sweep.plan.DYNAMIC), so the next segment uses them with nothing recompiled.
+LIVE = ("lr", "rate")
+
+# The Playground's classroom controls (playground.ts HIDABLE_CONTROLS: label, state name).
+# ``<name>_hide=true`` in the URL hides that control (state.ts HIDE_STATE_SUFFIX), and
+# ``hideText=true`` the page's text; the page reads them, the server never sees them.
+HIDABLE_CONTROLS = (
+    ("Show test data", "showTestData"),
+    ("Discretize output", "discretize"),
+    ("Play button", "playButton"),
+    ("Step button", "stepButton"),
+    ("Reset button", "resetButton"),
+    ("Learning rate", "learningRate"),
+    ("Activation", "activation"),
+    ("Regularization", "regularization"),
+    ("Regularization rate", "regularizationRate"),
+    ("Problem type", "problem"),
+    ("Which dataset", "dataset"),
+    ("Ratio train data", "percTrainData"),
+    ("Noise level", "noise"),
+    ("Batch size", "batchSize"),
+    ("# of hidden layers", "numHiddenLayers"),
+)
+
+
 class ParamError(ConfigError):
     """A bad URL/API parameter: a ConfigError on the config key, plus the URL name."""
 
@@ -216,6 +243,19 @@ def parse(query: Mapping[str, Any]) -> Settings:
     if settings.compare == "reg" and settings.rate <= 0:
         raise ParamError("rate", "regularizer.rate", settings.rate, "a rate > 0 when compare=reg (at rate 0 no penalty changes anything)")
     return settings
+
+
+def live_change(settings: Settings, update: Mapping[str, Any]) -> Settings:
+    """``settings`` with the :data:`LIVE` values in ``update`` (URL strings or numbers),
+    checked as :func:`parse` checks them; ParamError for any other name, or for the
+    control that compare mode sweeps (every value of it is training already)."""
+    for name in update:
+        if name not in LIVE:
+            raise ParamError(name, name, update[name], "one of " + ", ".join(LIVE) + " (the settings that change while training)")
+        if settings.compare == name:
+            raise ParamError(name, PARAMS[name][0], update[name],
+                             f"unchanged while compare={name} trains every value of it (start a new session instead)")
+    return parse({**settings.query(), **update})
 
 
 # --- configs --------------------------------------------------------------------------------

@@ -331,6 +331,25 @@ class GroupProgram:
         self.confusions.append(host[1])
         self.next_period = first + keep
 
+    def set_numbers(self, cfgs: Sequence[DictConfig]) -> None:
+        """Give the members new dynamic numbers (learning rate, penalty rates, ...: the
+        hparams) from the next segment on, without compiling: the compiled segment takes
+        them as arguments, so new arrays of the same shapes and shardings reuse it.
+
+        ``cfgs`` must be this group's members, one each, in order, with the same seeds
+        (the parameters in ``state`` were drawn from them); raises ValueError otherwise.
+        """
+        cfgs = list(cfgs)
+        if len(cfgs) != len(self.cfgs) or any(group_key(c) != group_key(self.cfgs[0]) for c in cfgs):
+            raise ValueError("set_numbers needs one config per member, all of this program's group")
+        hparams = stack_hparams(cfgs)
+        for name in ("seed", "order_seed"):
+            if not np.array_equal(hparams[name], stack_hparams(self.cfgs)[name]):
+                raise ValueError(f"set_numbers cannot change the members' {name}: their state was drawn from it")
+        hparams, _ = _pad_rows(hparams, len(self.devices), len(self.keys))
+        self.hparams = {k: jax.device_put(jnp.asarray(v), self.hparams[k].sharding) for k, v in hparams.items()}
+        self.cfgs = cfgs
+
     def curves_so_far(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Curves ``{name: [members, periods]}`` and confusions ``[members, periods, C, C]`` so far."""
         if not self.curves:

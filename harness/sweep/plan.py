@@ -35,7 +35,8 @@ DYNAMIC: dict[str, str] = {
     "regularizer.kind": "",
     "regularizer.rate": "",
 }
-NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "search", "hydra", "train.checkpoint_every")
+NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "search", "hydra", "train.checkpoint_every",
+               "optimized_metric")
 INTEGER_HPARAMS = ("seed", "order_seed")
 
 

@@ -59,8 +59,9 @@ def remove_job_dir(run_dir: str) -> None:
             parent = parent.parent
 
 
-def run_job(cfg: DictConfig) -> dict[str, Any]:
-    """Validate, train (a group of one), store, plot and track one job; return its metrics."""
+def run_job(cfg: DictConfig) -> dict[str, Any] | float:
+    """Validate, train (a group of one), store, plot and track one job; return its metrics
+    (only ``metrics[optimized_metric]`` when that key is set: a sweeper's objective)."""
     from harness.runtime import setup_jax
 
     try:
@@ -68,6 +69,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     except ConfigError as exc:  # a JAX_PLATFORMS this machine cannot start
         fail(exc)
     from harness.job import plot_member, store_member, track_member
+    from harness.results import objective_value
     from harness.sweep import checkpoint
     from harness.sweep.engine import dataset_for
     from harness.validate import validate_config, validate_with_data
@@ -87,9 +89,20 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     result = store_member(run_dir, cfg, group.outputs[0], group, overrides)
     checkpoint.discard([cfg], run_dir)
     plot_member(run_dir, cfg, result)
-    track_member(run_dir, cfg, result)
+    track_member(run_dir, cfg, result, wandb_identity(hydra_cfg, overrides))
     log.info(summary_line(result, run_dir))
-    return result["metrics"]
+    return objective_value(cfg, result["metrics"])
+
+
+def wandb_identity(hydra_cfg, overrides: list[str]) -> dict[str, Any]:
+    """A job's W&B group (its sweep's folder when Hydra runs it in a multirun), name (its
+    overrides; this launcher sees one job at a time) and tags."""
+    from hydra.types import RunMode
+
+    from harness.track.wandb_logger import run_identity
+
+    group = str(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return run_identity(overrides, None, group)
 
 
 def summary_line(result: dict[str, Any], run_dir: str) -> str:
@@ -106,7 +119,7 @@ def summary_line(result: dict[str, Any], run_dir: str) -> str:
 
 
 @hydra.main(config_path=CONF_PATH, config_name="config", version_base="1.3")
-def _hydra_main(cfg: DictConfig) -> dict[str, Any]:
+def _hydra_main(cfg: DictConfig) -> dict[str, Any] | float:
     return run_job(cfg)
 
 

@@ -124,14 +124,14 @@ class LoggerConfig:
     """Where runs are tracked besides result.json."""
 
     name: str = "wandb"  # wandb | none
-    project: str = "harness"
+    project: Optional[str] = None  # null: WANDB_PROJECT, else "harness"
     entity: Optional[str] = None
-    group: Optional[str] = None
+    group: Optional[str] = None  # null: WANDB_RUN_GROUP, else the sweep's folder (multiruns)
     job_type: str = "train"
     tags: list[str] = field(default_factory=list)
-    run_name: Optional[str] = None
+    run_name: Optional[str] = None  # null: WANDB_NAME, else the job's overrides that vary in its sweep
     mode: Optional[str] = None  # offline unless WANDB_MODE / this says otherwise
-    dir: Optional[str] = None  # default: the job's output dir
+    dir: Optional[str] = None  # null: WANDB_DIR, else the job's output dir
 
 
 @dataclass
@@ -156,6 +156,9 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     seed: int = 0  # init seed (dynamic)
+    # The metric each job returns to Hydra's sweeper (Optuna, Ax, Nevergrad), e.g. val/accuracy;
+    # null: a job returns all its final metrics.
+    optimized_metric: Optional[str] = None
     # Quasi-random search (harness/sweep/search.py): search.n points of search.<path>=<dist>.
     search: dict[str, Any] = field(default_factory=lambda: {"n": 0, "method": "sobol", "seed": 0})
 

@@ -52,12 +52,14 @@ def plot_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any]) ->
         warnings.warn(f"plots for {run_dir} failed: {exc}", stacklevel=2)
 
 
-def track_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any]) -> str | None:
-    """Log the stored member to W&B (offline by default) unless ``logger=none``."""
+def track_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any],
+                 identity: dict[str, Any] | None = None) -> str | None:
+    """Log the stored member to W&B (offline by default) unless ``logger=none``; ``identity``:
+    its W&B group, name and tags (default: from its overrides alone)."""
     if cfg.logger.name != "wandb":
         return None
     from harness.track.wandb_logger import already_logged, log_run
 
     if already_logged(run_dir):
         return None
-    return log_run(run_dir, result, cfg.logger)
+    return log_run(run_dir, result, cfg.logger, identity=identity)

@@ -20,12 +20,14 @@ LOWER_IS_BETTER = ("loss", "mse")
 
 def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config minus what does not change results (logger, output, hydra,
-    train.checkpoint_every) and minus keys at their neutral default (plan.NEUTRAL_DEFAULTS).
+    optimized_metric, train.checkpoint_every) and minus keys at their neutral default
+    (plan.NEUTRAL_DEFAULTS).
 
     A stored result whose hash equals a job's hash is that job's result (resume skips it).
     """
     container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
-    for key in ("logger", "output", "hydra"):
+    # optimized_metric only picks what a job returns (and hashes stay those of earlier results).
+    for key in ("logger", "output", "hydra", "optimized_metric"):
         container.pop(key, None)
     # Checkpointing changes no result (and hashes stay those of results stored before it existed).
     container.get("train", {}).pop("checkpoint_every", None)
@@ -77,6 +79,27 @@ def summarize_curves(curves: dict[str, np.ndarray]) -> dict[str, float]:
             lower = name.split("/")[-1] in LOWER_IS_BETTER
             metrics[f"best/{name}"] = float(finite.min() if lower else finite.max())
     return metrics
+
+
+def metric_names(cfg: DictConfig, dataset) -> set[str]:
+    """Every key of ``metrics`` that a run of ``cfg`` on ``dataset`` stores (as
+    :func:`summarize_curves` and :func:`make_result` name them), known before any compute."""
+    from harness.train.loop import GNS_CURVES, eval_splits, quality_metric
+
+    curves = [f"{s}/{m}" for s in eval_splits(dataset) for m in ("loss", quality_metric(dataset.task))]
+    names = {*curves, *(f"best/{c}" for c in curves), "weight_sparsity"}
+    if cfg.train.grad_noise_scale:
+        names |= {*GNS_CURVES, "gns/b_simple_median"}
+    return names
+
+
+def objective_value(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, float] | float:
+    """What a job returns to Hydra's sweeper: ``metrics[optimized_metric]`` as a float (NaN
+    when the job stored none, e.g. it failed), or all of ``metrics`` when no key is set."""
+    key = cfg.get("optimized_metric")
+    if key is None:
+        return metrics
+    return float(metrics.get(key, float("nan")))
 
 
 def make_result(

@@ -141,6 +141,19 @@ def validate_with_data(cfg: DictConfig, dataset) -> None:
         raise ConfigError(f"train.{key}", cfg.train[key], f"a budget of at most {MAX_STEPS} steps "
                           f"(this one is {budget.total_steps} steps of batch {budget.batch_size})")
     _fits_in_memory(cfg, dataset)
+    _optimized_metric(cfg, dataset)
+
+
+def _optimized_metric(cfg: DictConfig, dataset) -> None:
+    """``optimized_metric`` must name a metric these runs store (a sweeper optimises it)."""
+    key = cfg.get("optimized_metric")
+    if key is None:
+        return
+    from harness.results import metric_names
+
+    names = metric_names(cfg, dataset)
+    if key not in names:
+        raise ConfigError("optimized_metric", key, "null or a metric these runs store: " + ", ".join(sorted(names)))
 
 
 WIDTH_KEYS = {"fnn": "model.hidden", "cnn": "model.channels", "rnn": "model.units"}

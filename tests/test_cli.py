@@ -121,6 +121,8 @@ def test_wandb_offline_run_of_a_real_job(tmp_path):
     result = json.loads((run_dir / "result.json").read_text())
     run = read_offline_run(run_dir, run_id)
     assert run["config"]["data"]["name"] == "circle" and run["config"]["budget"]["kind"] == "epochs"
+    # A single run: named by its overrides (not its folder's time), in the configured project, no group.
+    assert (run["project"], run["name"], run["group"]) == ("e2e", "data=circle train.epochs=4", "")
     rows = [h for h in run["history"] if "train/loss" in h]
     assert [h["step"] for h in rows] == [0, 25, 50, 75, 100]
     assert run["summary"]["test/accuracy"] == pytest.approx(result["metrics"]["test/accuracy"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import warnings
 from pathlib import Path
 
@@ -59,18 +60,33 @@ def read_records(path: Path) -> list:
     return records
 
 
+def finished_records(log: Path, timeout_s: float = 30.0) -> list:
+    """The records of a run's log once it holds the run's ``exit`` record: ``run.finish()``
+    can return while wandb's core process is still writing the file (seen with wandb 0.31)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = read_records(log)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
 def _key(item) -> str:
     """A history/summary/config item's key: nested keys joined with dots."""
     return item.key or ".".join(item.nested_key)
 
 
 def read_offline_run(wandb_dir: Path, run_id: str) -> dict:
-    """Config, history rows, summary and saved files of the offline run ``run_id``."""
+    """Config, history rows, summary, saved files, artifacts (name, type, file paths) and the
+    run's project/group/name/tags/job_type of the offline run ``run_id``."""
     (log,) = Path(wandb_dir).glob(f"wandb/offline-run-*-{run_id}/run-{run_id}.wandb")
-    config, history, summary, files = {}, [], {}, []
-    for record in read_records(log):
+    config, history, summary, files, artifacts, meta = {}, [], {}, [], [], {}
+    for record in finished_records(log):
         kind = record.WhichOneof("record_type")
         if kind == "run":
+            run = record.run
+            meta = {"project": run.project, "group": run.run_group, "name": run.display_name,
+                    "tags": list(run.tags), "job_type": run.job_type, "id": run.run_id}
             config.update({_key(u): json.loads(u.value_json) for u in record.run.config.update})
         elif kind == "config":
             config.update({_key(u): json.loads(u.value_json) for u in record.config.update})
@@ -80,7 +96,11 @@ def read_offline_run(wandb_dir: Path, run_id: str) -> dict:
             summary.update({_key(u): json.loads(u.value_json) for u in record.summary.update})
         elif kind == "files":
             files += [f.path for f in record.files.files]
-    return {"config": config, "history": history, "summary": summary, "files": files, "dir": log.parent}
+        elif kind == "artifact":
+            a = record.artifact
+            artifacts.append((a.name, a.type, sorted(e.path for e in a.manifest.contents)))
+    return {"config": config, "history": history, "summary": summary, "files": files, "dir": log.parent,
+            "artifacts": artifacts, **meta}
 
 
 # ---------------------------------------------------------------- a fake stored run
@@ -237,6 +257,79 @@ def test_log_group_offline(tmp_path):
     assert not any("password" in c or "api_key" in c for c in columns)
     assert [r[columns.index("config/optim.lr")] for r in table["data"]] == [0.1, 0.01, 0.001]
     assert [r[columns.index("status")] for r in table["data"]] == ["ok", "ok", "diverged"]
+
+
+def test_run_identity_names_a_run_by_what_varies_in_its_sweep():
+    jobs = [["optim.lr=0.1", "seed=0", "data=xor", "logger.group=g", "hydra.job.chdir=true"],
+            ["optim.lr=0.01", "seed=0", "data=xor", "output.plots=false"],
+            ["optim.lr=0.1", "seed=1", "data=xor", "+model.dropout=0.1"]]
+    assert wl.varying_keys(jobs) == {"optim.lr", "seed", "model.dropout"}
+    identity = wl.run_identity(jobs[0], wl.varying_keys(jobs), "multirun/a")
+    assert identity == {"group": "multirun/a", "name": "optim.lr=0.1 seed=0",
+                        "tags": ["optim.lr=0.1", "seed=0", "data=xor"]}  # no logger/hydra/output keys
+    # Alone (a single run): all its describing overrides; none at all: "defaults".
+    assert wl.run_identity(["data=circle", "logger=wandb"])["name"] == "data=circle"
+    assert wl.run_identity([])["name"] == "defaults"
+    assert [len(t) for t in wl.run_identity(["model.hidden=[" + "8," * 40 + "8]"])["tags"]] == [64]
+
+
+def _logged(folder: Path, logger_cfg, identity=None) -> dict:
+    folder.mkdir()
+    run_id = wl.log_run(folder, _fake_run(folder, pngs=False), logger_cfg, images=False, identity=identity)
+    assert run_id
+    return read_offline_run(folder, run_id)
+
+
+def test_config_values_win_over_wandb_environment_which_wins_over_harness_defaults(tmp_path, monkeypatch):
+    identity = wl.run_identity(["optim.lr=0.1", "seed=0"], {"optim.lr"}, "multirun/x")
+    plain = _logged(tmp_path / "plain", LoggerConfig(), identity)
+    assert (plain["project"], plain["group"], plain["name"]) == ("harness", "multirun/x", "optim.lr=0.1")
+    assert plain["tags"] == ["optim.lr=0.1", "seed=0"] and plain["job_type"] == "train"
+
+    for name, value in (("WANDB_PROJECT", "envp"), ("WANDB_RUN_GROUP", "envg"), ("WANDB_NAME", "envn"),
+                        ("WANDB_TAGS", "e1,e2")):
+        monkeypatch.setenv(name, value)
+    env = _logged(tmp_path / "env", LoggerConfig(), identity)
+    assert (env["project"], env["group"], env["name"], env["tags"]) == ("envp", "envg", "envn", ["e1", "e2"])
+
+    explicit = _logged(tmp_path / "explicit", LoggerConfig(project="p", group="g", run_name="n", tags=["t"]), identity)
+    assert (explicit["project"], explicit["group"], explicit["name"]) == ("p", "g", "n")
+    assert explicit["tags"] == ["t", "optim.lr=0.1", "seed=0"]  # the config's tags, then the run's
+
+
+def test_wandb_dir_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "all-runs"))
+    folder = tmp_path / "run"
+    folder.mkdir()
+    run_id = wl.log_run(folder, _fake_run(folder, pngs=False), LoggerConfig(), images=False)
+    assert read_offline_run(tmp_path / "all-runs", run_id)["id"] == run_id
+    assert not (folder / "wandb").exists() and wl.logged_run_id(folder) == run_id  # the marker stays
+
+
+def test_saved_params_are_a_model_artifact_referenced_in_place(run_dir, tmp_path):
+    result = _fake_run(run_dir, pngs=False)
+    store.write_npz_atomic(run_dir / wl.PARAMS_FILE, {"Dense_0/kernel": np.ones((2, 8))})
+    run_id = wl.log_run(run_dir, result, LoggerConfig(), images=False)
+    artifacts = read_offline_run(run_dir, run_id)["artifacts"]
+    assert [a for a in artifacts if a[1] == "model"] == [(f"params-{run_id}", "model", ["params.npz"])]
+    assert not list((tmp_path / "wandb-home").rglob("*.npz"))  # no copy in W&B's staging folder
+
+
+def test_a_rerun_report_replaces_its_report_run(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "table.md").write_text("| a |\n")
+    store.write_json_atomic(out / "verdict.json", {"verdict": "holds"})
+    ids = [wl.log_report(out, {"setting/protocol": pd.DataFrame({"a": [1.0]})}, {}, LoggerConfig(job_type="report"),
+                         name="report-small_batch-small", group="small_batch") for _ in range(2)]
+    assert ids[0] and ids[0] == ids[1]
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 1  # one report run, not one per rerun
+    run = read_offline_run(out, ids[0])
+    assert (run["job_type"], run["group"], run["name"]) == ("report", "small_batch", "report-small_batch-small")
+    assert [a for a in run["artifacts"] if a[1] == "report"] == [
+        ("report-small_batch-small", "report", ["table.md", "verdict.json"])]
 
 
 def test_disabled_logs_nothing(run_dir, monkeypatch):

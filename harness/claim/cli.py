@@ -57,7 +57,7 @@ def run_claim(cfg: DictConfig) -> Path:
 
         table = {f"{a.sweep.setting}/{a.sweep.protocol}": a.table for a in analyses}
         log_report(out, table, {k: str(v) for k, v in figure_paths.items()}, cfg.logger,
-                   name=f"report-{claim['name']}-{claim.get('scale', 'full')}",
+                   name=f"report-{claim['name']}-{claim.get('scale', 'full')}", group=claim["name"],
                    config={"claim": claim}, summary={f"verdict/{s}/{p}": v["verdict"]
                                                      for s, ps in verdict["settings"].items() for p, v in ps.items()})
     print(f"\n{claim['name']}: \"{claim['statement']}\"")

@@ -146,6 +146,9 @@ class FusedLauncher(Launcher):
         }
         self.submitit_folder = os.path.abspath(str(submitit_folder))
         self.config: Optional[DictConfig] = None
+        # Override keys that differed between jobs in any launch so far (a sweeper such as
+        # Optuna's launches batch after batch): they name the W&B runs.
+        self.varying_keys: set[str] = set()
         self._composer = None  # SweepComposer, made on first use
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
@@ -237,6 +240,9 @@ class FusedLauncher(Launcher):
             _remove_if_only_multirun_yaml(sweep_dir)
             raise
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        from harness.track.wandb_logger import varying_keys
+
+        self.varying_keys |= varying_keys(job.overrides for job in jobs)
         return _Run(self, jobs).execute()
 
 
@@ -447,7 +453,7 @@ class _Run:
         def task(_cfg: DictConfig) -> dict[str, Any]:
             result = store_member(job.run_dir, job.cfg, output, group, job.overrides)
             self.stats["diverged"] += result["status"] == "diverged"
-            return result["metrics"]
+            return _objective(job, result)
 
         return self._run_job(job, task)
 
@@ -460,7 +466,7 @@ class _Run:
                       "config": OmegaConf.to_container(job.cfg, resolve=True), "config_hash": config_hash(job.cfg),
                       "overrides": job.overrides, "seed": int(job.cfg.seed), "versions": versions()}
             store.write_json_atomic(job.run_dir / store.RESULT_FILE, record)
-            return {}
+            return _objective(job, record)
 
         self.stats["failed"] += 1
         return self._run_job(job, task)
@@ -495,14 +501,26 @@ class _Run:
         """``member`` when the job gets its own W&B run, else ``none``."""
         return "member" if self.launcher.wandb == "member" and job.cfg.logger.name == "wandb" else "none"
 
+    @property
+    def _wandb_group(self) -> str:
+        """The W&B group of this sweep's runs: its folder, as configured (``hydra.sweep.dir``)."""
+        return str(self.launcher.config.hydra.sweep.dir)
+
+    def _wandb_identity(self, job: Job) -> dict[str, Any]:
+        """The job's W&B group (the sweep), name (its overrides that vary in the sweep) and tags."""
+        from harness.track.wandb_logger import run_identity
+
+        return run_identity(job.overrides, self.launcher.varying_keys, self._wandb_group)
+
     def _queue_member(self, job: Job) -> None:
         member_wandb = self._member_wandb(job)
+        identity = self._wandb_identity(job)
         if self.writer is not None:
-            self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb)
+            self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
         elif job.cfg.output.plots or member_wandb == "member":
             from harness.sweep.writer import write_member_extras
 
-            write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb)
+            write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
 
     @functools.cached_property
     def _compile_groups(self) -> list[tuple[str, list[Job]]]:
@@ -535,7 +553,7 @@ class _Run:
                 continue
             args = {"group_dir": str(self.sweep_dir / GROUP_RUNS_DIR / key), "run_dirs": [str(j.run_dir) for j in tracked],
                     "logger_container": OmegaConf.to_container(tracked[0].cfg.logger, resolve=True),
-                    "name": f"group-{key}"}
+                    "name": f"group-{key}", "group": self._wandb_group}
             if self.writer is not None:
                 self.writer.group(**args)
             else:
@@ -632,7 +650,8 @@ class _Run:
             output_subdir, files = _hydra_files(job)
             members.append({"idx": job.idx, "run_dir": str(job.run_dir), "overrides": list(job.overrides),
                             "cfg": OmegaConf.to_container(job.cfg, resolve=True), "hydra_files": files,
-                            "output_subdir": output_subdir, "wandb": self._member_wandb(job)})
+                            "output_subdir": output_subdir, "wandb": self._member_wandb(job),
+                            "wandb_identity": self._wandb_identity(job)})
         return {"members": members, "pad_to": chunk.pad_to, "checkpoint_root": str(self.sweep_dir)}
 
     def _wait(self, waiting: list[_Submitted]) -> None:
@@ -798,8 +817,15 @@ def _stored_return(job: Job, result: dict[str, Any]) -> JobReturn:
     """A JobReturn for a job skipped on resume, carrying its stored metrics."""
     ret = _job_return(job)
     ret.status = JobStatus.COMPLETED
-    ret.return_value = result.get("metrics", {})
+    ret.return_value = _objective(job, result)
     return ret
+
+
+def _objective(job: Job, result: dict[str, Any]) -> Any:
+    """A job's return value: its metrics, or the one a sweeper optimises (``optimized_metric``)."""
+    from harness.results import objective_value
+
+    return objective_value(job.cfg, result.get("metrics") or {})
 
 
 def _submitted_return(job: Job) -> JobReturn:

@@ -90,7 +90,7 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     for m in members:
         if m["cfg"]["output"]["plots"] or m["wandb"] == "member":
             try:
-                write_member_extras(m["run_dir"], m["cfg"], m["wandb"])
+                write_member_extras(m["run_dir"], m["cfg"], m["wandb"], m.get("wandb_identity"))
             except Exception as exc:  # noqa: BLE001 - extras never fail the job
                 warnings.warn(f"writing extras for {m['run_dir']} failed: {exc}", stacklevel=1)
     return {

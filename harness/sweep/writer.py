@@ -21,8 +21,10 @@ from omegaconf import OmegaConf
 MODES = ("member", "group", "none")
 
 
-def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode: str) -> None:
-    """Plots, and (``wandb_mode == "member"``) the W&B run, of one stored member."""
+def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode: str,
+                        identity: dict[str, Any] | None = None) -> None:
+    """Plots, and (``wandb_mode == "member"``) the W&B run, of one stored member
+    (``identity``: its W&B group, name and tags, :func:`harness.track.wandb_logger.run_identity`)."""
     from harness import store
     from harness.job import plot_member, track_member
     from harness.track.wandb_logger import report_each_problem_once
@@ -35,10 +37,11 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
     store.remove_stale_temps(run_dir)  # plots of a writer killed mid-write: drawn again below
     plot_member(run_dir, cfg, result)
     if wandb_mode == "member":
-        track_member(run_dir, cfg, result)
+        track_member(run_dir, cfg, result, identity)
 
 
-def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[str, Any], name: str) -> None:
+def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[str, Any], name: str,
+                    group: str | None = None) -> None:
     """One W&B run for a whole group: members as a table (``wandb_mode == "group"``)."""
     from harness import store
     from harness.track.wandb_logger import log_group, report_each_problem_once
@@ -46,7 +49,7 @@ def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[
     report_each_problem_once()
     results = [r for r in (store.read_result(d) for d in run_dirs) if r is not None]
     if results and logger_container.get("name") == "wandb":
-        log_group(group_dir, results, OmegaConf.create(logger_container), name=name)
+        log_group(group_dir, results, OmegaConf.create(logger_container), name=name, group=group)
 
 
 def _die_with_parent() -> None:
@@ -104,14 +107,16 @@ class BackgroundWriter:
         self.submitted = 0
         self.finished = 0
 
-    def member(self, run_dir: str | Path, cfg_container: dict[str, Any], wandb_mode: str) -> None:
+    def member(self, run_dir: str | Path, cfg_container: dict[str, Any], wandb_mode: str,
+               identity: dict[str, Any] | None = None) -> None:
         """Queue a member's plots and W&B run."""
-        self.tasks.put(("member", (str(run_dir), cfg_container, wandb_mode)))
+        self.tasks.put(("member", (str(run_dir), cfg_container, wandb_mode, identity)))
         self.submitted += 1
 
-    def group(self, group_dir: str | Path, run_dirs: list[str], logger_container: dict[str, Any], name: str) -> None:
+    def group(self, group_dir: str | Path, run_dirs: list[str], logger_container: dict[str, Any], name: str,
+              group: str | None = None) -> None:
         """Queue a group's W&B run."""
-        self.tasks.put(("group", (str(group_dir), [str(d) for d in run_dirs], logger_container, name)))
+        self.tasks.put(("group", (str(group_dir), [str(d) for d in run_dirs], logger_container, name, group)))
         self.submitted += 1
 
     def poll(self) -> int:

@@ -35,6 +35,9 @@ MARKER_FILE = "wandb_run_id"
 SECRET_WORDS = ("key", "token", "secret", "password")
 # Images logged when present in the run folder, by W&B key.
 IMAGES = {"plots/curves": "curves.png", "plots/boundary": "boundary.png", "plots/confusion": "confusion.png"}
+PARAMS_FILE = "params.npz"  # output.save_params=true: logged as a "model" artifact
+# Files of a claim's report folder logged as its "report" artifact (the runs/ folder is not).
+REPORT_SUFFIXES = (".md", ".csv", ".tex", ".json", ".png")
 
 
 # wandb.init's wait for the server in online mode when neither the caller nor
@@ -45,6 +48,14 @@ _REPORTED: set[str] | None = None
 # Set when an online wandb.init failed: later runs of this process go straight to offline.
 _OFFLINE_FALLBACK: dict[str, str] = {}
 OFFLINE_SUFFIX = "o"  # id of a run kept offline after its online start failed
+# Override keys that say how a run is logged or drawn, not what it trains: never in names or tags.
+NOT_DESCRIPTIVE = ("logger", "hydra", "output")
+MAX_TAG_CHARS = 64  # W&B refuses longer tags
+DEFAULT_PROJECT = "harness"  # when neither logger.project nor WANDB_PROJECT names one
+# The wandb.init arguments the harness fills in itself, and W&B's environment variable for each:
+# where the variable is set and the config does not set the argument, W&B's value wins.
+ENV_FOR = {"project": "WANDB_PROJECT", "group": "WANDB_RUN_GROUP", "name": "WANDB_NAME",
+           "tags": "WANDB_TAGS", "run_id": "WANDB_RUN_ID", "dir": "WANDB_DIR"}
 PATH = re.compile(r"/[^\s:'\"]*")  # paths differ between runs; the problem does not
 
 
@@ -79,6 +90,61 @@ def group_run_id(group_dir: str | os.PathLike, results: list[dict[str, Any]], na
     so a rerun of the same group replaces a half-written run, and a group whose members
     changed (a new sweep into the same folder) gets a run of its own."""
     return stable_run_id(group_dir, "|".join(str(r.get("config_hash")) for r in results) + f"|{name}")
+
+
+def override_key(override: str) -> str:
+    """The config key of a Hydra override (``+a.b=1`` -> ``a.b``)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def describing_overrides(overrides: Iterable[str]) -> list[str]:
+    """The overrides that change what a run trains (not ``logger.*``, ``hydra.*``, ``output.*``)."""
+    return [o for o in overrides if override_key(o).split(".", 1)[0].split("/", 1)[0] not in NOT_DESCRIPTIVE]
+
+
+def varying_keys(job_overrides: Iterable[Iterable[str]]) -> set[str]:
+    """Override keys whose value differs between the jobs of a sweep (or that only some set)."""
+    values: dict[str, set[str | None]] = {}
+    jobs = [dict((override_key(o), o) for o in describing_overrides(overrides)) for overrides in job_overrides]
+    for job in jobs:
+        for key in job:
+            values.setdefault(key, set())
+    for job in jobs:
+        for key, seen in values.items():
+            seen.add(job.get(key))
+    return {key for key, seen in values.items() if len(seen) > 1}
+
+
+def run_identity(overrides: Iterable[str], varying: Iterable[str] | None = None,
+                 group: str | None = None) -> dict[str, Any]:
+    """The W&B group, name and tags the harness gives a run by default.
+
+    ``name``: the job's overrides whose keys are in ``varying`` (what tells it apart from the
+    rest of its sweep), else all its describing overrides, else ``defaults``. ``tags``: every
+    describing override (cut to W&B's 64 characters). ``group``: the sweep, as given.
+    """
+    describing = describing_overrides(overrides)
+    varying = set(varying or ())
+    differing = [o for o in describing if override_key(o) in varying]
+    return {"group": group, "name": " ".join(differing or describing) or "defaults",
+            "tags": [o[:MAX_TAG_CHARS] for o in describing]}
+
+
+def _init_value(arg: str, explicit: Any, default: Any) -> Any:
+    """What ``wandb.init`` gets for ``arg``: the config's value when it sets one; else the
+    value of W&B's environment variable for it (read here, at each run: wandb reads its
+    environment once per process); else the harness's default."""
+    if explicit not in (None, "", [], ()):
+        return explicit
+    env = os.environ.get(ENV_FOR[arg])
+    if env:
+        return [t for t in env.split(",") if t] if arg == "tags" else env
+    return default
+
+
+def _wandb_dir(logger_cfg, default: str | os.PathLike) -> str | os.PathLike:
+    """Where a run's ``wandb/`` folder goes: ``logger.dir``, else ``WANDB_DIR``, else ``default``."""
+    return getattr(logger_cfg, "dir", None) or os.environ.get(ENV_FOR["dir"]) or default
 
 
 def logged_run_id(folder: str | os.PathLike) -> str | None:
@@ -186,8 +252,12 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_id=None):
+def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_id=None, identity=None):
     """``wandb.init`` for one run, offline by default, with quiet settings.
+
+    ``name``, ``run_id``, ``identity["group"]`` and ``identity["tags"]`` are the harness's
+    defaults: the logger config's explicit values win, then W&B's environment variables
+    (:data:`ENV_FOR`); ``wandb_dir`` likewise yields to ``logger.dir`` and ``WANDB_DIR``.
 
     In online mode a failing ``wandb.init`` (no network, server down, bad key) falls back to
     offline for this run and every later run of the process, with one warning: the runs stay
@@ -195,20 +265,24 @@ def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_i
     """
     import wandb
 
-    folder = _writable_dir(wandb_dir)
+    folder = _writable_dir(_wandb_dir(logger_cfg, wandb_dir))
     mode = resolve_mode(logger_cfg)
+    identity = identity or {}
+    run_id = _init_value("run_id", None, run_id)
+    config_tags = [str(t) for t in (getattr(logger_cfg, "tags", None) or [])]
+    tags = config_tags + [t for t in identity.get("tags") or [] if t not in config_tags]
     if mode == "online" and _OFFLINE_FALLBACK:
         mode = "offline"
 
     def init(mode: str, run_id: str | None = run_id):
         _remove_leftovers(folder, run_id)
         return wandb.init(
-            project=getattr(logger_cfg, "project", None) or "harness",
-            entity=getattr(logger_cfg, "entity", None),
-            group=getattr(logger_cfg, "group", None),
+            project=_init_value("project", getattr(logger_cfg, "project", None), DEFAULT_PROJECT),
+            entity=getattr(logger_cfg, "entity", None),  # None: WANDB_ENTITY or the account's default
+            group=_init_value("group", getattr(logger_cfg, "group", None), identity.get("group")),
             job_type=job_type,
-            tags=[str(t) for t in (getattr(logger_cfg, "tags", None) or [])],
-            name=name,
+            tags=_init_value("tags", config_tags and tags, tags),
+            name=_init_value("name", getattr(logger_cfg, "run_name", None), name),
             config=scrub_secrets(config),
             dir=folder,
             mode=mode,
@@ -321,6 +395,20 @@ def _media(run_dir: Path, result: dict[str, Any], images: bool) -> dict[str, Any
     return media
 
 
+def _log_files_artifact(run, name: str, kind: str, files: Iterable[Path]) -> None:
+    """Log ``files`` as one artifact of ``run``, referenced in place (policy ``immutable``:
+    not copied into W&B's staging folder; a rerun that rewrites them also replaces the run)."""
+    import wandb
+
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return
+    artifact = wandb.Artifact(re.sub(r"[^\w.-]", "_", name), type=kind)
+    for path in files:
+        artifact.add_file(str(path), name=path.name, policy="immutable")
+    run.log_artifact(artifact)
+
+
 def _run_summary(result: dict[str, Any]) -> dict[str, Any]:
     """Final metrics plus status, divergence step, budget and timings."""
     summary = dict(result.get("metrics") or {})
@@ -359,17 +447,20 @@ def _mark_logged(folder: Path, run_id: str) -> None:
     store.write_text_atomic(folder / MARKER_FILE, run_id + "\n")
 
 
-def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, init_timeout) -> str:
+def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, init_timeout,
+             identity: dict[str, Any] | None) -> str:
     """log_run without the error policy."""
     rows = _curve_rows(run_dir)
+    identity = identity or run_identity(result.get("overrides") or [])
     run = _start(
         logger_cfg,
-        wandb_dir=getattr(logger_cfg, "dir", None) or run_dir,
-        name=getattr(logger_cfg, "run_name", None) or run_dir.name,
+        wandb_dir=run_dir,
+        name=identity.get("name"),
         config=_run_config(result),
         job_type=getattr(logger_cfg, "job_type", None) or "train",
         init_timeout=init_timeout,
         run_id=stable_run_id(run_dir, str(result.get("config_hash") or "")),
+        identity=identity,
     )
     try:
         _log_history(run, rows)
@@ -380,6 +471,7 @@ def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, in
         elif media:
             run.log(media)
         run.summary.update(_run_summary(result))
+        _log_files_artifact(run, f"params-{run.id}", "model", [run_dir / PARAMS_FILE])
         run_id = run.id
         run.finish()
     except BaseException:
@@ -396,13 +488,20 @@ def log_run(
     *,
     images: bool = True,
     init_timeout: float | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> str | None:
     """Log one stored run as one W&B run; return its id, or None after one TrackingWarning.
+
+    Group, name and tags: ``identity`` (:func:`run_identity`; default: from the result's
+    overrides alone), except where ``logger.group``/``run_name``/``tags`` or W&B's own
+    environment variables (``WANDB_RUN_GROUP``, ``WANDB_NAME``, ``WANDB_TAGS``) say otherwise;
+    ``logger.tags`` are kept and the identity's added.
 
     Config: ``result["config"]`` plus ``budget`` (keys naming secrets dropped). History:
     every row of ``curves.csv`` at its optimizer step. Summary: final metrics, status,
     diverged_step, budget, timings. Media: ``curves.png``, ``boundary.png``,
     ``confusion.png`` when present (and ``images``), and the confusion matrix as a table.
+    Artifact: ``params.npz`` (``output.save_params=true``) as a ``model`` artifact.
     ``init_timeout`` (seconds) bounds ``wandb.init`` in online mode (W&B's default: 90 s).
     Never raises and never touches ``result.json``. Returns None at once, without a warning,
     when tracking is off (:func:`tracking_enabled`).
@@ -410,7 +509,7 @@ def log_run(
     try:
         if not tracking_enabled(logger_cfg):
             return None
-        return _log_run(Path(run_dir), result, logger_cfg, images, init_timeout)
+        return _log_run(Path(run_dir), result, logger_cfg, images, init_timeout, identity)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("run", run_dir, error)
         return None
@@ -487,13 +586,14 @@ def _group_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name, init_timeout) -> str:
+def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name, init_timeout, group) -> str:
     """log_group without the error policy."""
     table = members_table(results)  # built first: a bad result fails before any W&B run exists
     run = _start(
         logger_cfg,
-        wandb_dir=getattr(logger_cfg, "dir", None) or group_dir,
-        name=name or getattr(logger_cfg, "run_name", None) or group_dir.name,
+        wandb_dir=group_dir,
+        name=name or group_dir.name,
+        identity={"group": group},
         config=_common_config(results),
         job_type=f"{getattr(logger_cfg, 'job_type', None) or 'train'}-group",
         init_timeout=init_timeout,
@@ -518,6 +618,7 @@ def log_group(
     *,
     name: str | None = None,
     init_timeout: float | None = None,
+    group: str | None = None,
 ) -> str | None:
     """Log a whole compile group as ONE W&B run whose members form a ``wandb.Table``.
 
@@ -526,7 +627,8 @@ def log_group(
     Summary: member counts by status and the best final test metric. Same policy as
     :func:`log_run`: returns the run id, or None after exactly one TrackingWarning.
     ``group_dir`` holds the group's ``wandb/`` folder and its marker; when the marker already
-    names this group's run (:func:`group_run_id`), nothing is logged again.
+    names this group's run (:func:`group_run_id`), nothing is logged again. ``group``: the
+    W&B group (the sweep) unless ``logger.group`` or ``WANDB_RUN_GROUP`` names one.
     """
     try:
         if not tracking_enabled(logger_cfg):
@@ -535,7 +637,7 @@ def log_group(
         logged = logged_run_id(group_dir)
         if logged and logged.removesuffix(OFFLINE_SUFFIX) == group_run_id(group_dir, results, name):
             return logged
-        return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout)
+        return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout, group)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("group", group_dir, error)
         return None
@@ -555,11 +657,15 @@ def log_runs(run_dirs: Iterable[str | os.PathLike], logger_cfg, *, skip_logged: 
 
 def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[str, str | os.PathLike],
                logger_cfg, *, name: str, config: dict[str, Any] | None = None,
-               summary: dict[str, Any] | None = None, init_timeout: float | None = None) -> str | None:
+               summary: dict[str, Any] | None = None, init_timeout: float | None = None,
+               group: str | None = None) -> str | None:
     """One W&B run (``job_type="report"``) holding a claim's tables and figures.
 
     ``tables`` maps a key to a pandas DataFrame (logged as ``wandb.Table``), ``images`` a key
-    to a PNG path. Same error policy as :func:`log_run`: one warning, never an exception.
+    to a PNG path. The report folder's own files (tables, verdict, README, figures) are also
+    one ``report`` artifact. The run id is fixed by ``out_dir`` and ``name``, so a rerun of
+    the claim replaces its report run instead of adding one. Same error policy as
+    :func:`log_run`: one warning, never an exception.
     """
     if not tracking_enabled(logger_cfg):
         return None
@@ -568,8 +674,9 @@ def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[
     try:
         import wandb
 
-        run = _start(logger_cfg, wandb_dir=getattr(logger_cfg, "dir", None) or out_dir, name=name,
-                     config=config or {}, job_type="report", init_timeout=init_timeout)
+        # One id per report folder and name: a rerun of the claim replaces its report run.
+        run = _start(logger_cfg, wandb_dir=out_dir, name=name, config=config or {}, job_type="report",
+                     init_timeout=init_timeout, run_id=stable_run_id(out_dir, name), identity={"group": group})
         payload: dict[str, Any] = {}
         for key, frame in tables.items():
             frame = frame.astype(object).where(frame.notna(), None)
@@ -581,6 +688,7 @@ def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[
         run.log(payload)
         for key, value in (summary or {}).items():
             run.summary[key] = _clean(value)
+        _log_files_artifact(run, name, "report", sorted(p for p in out_dir.iterdir() if p.suffix in REPORT_SUFFIXES))
         run_id = run.id
         run.finish()
         return run_id

@@ -136,6 +136,17 @@ def leftover_batches(orders: jax.Array, rows: jax.Array, steps: jax.Array, spe: 
 
 
 SPLITS = ("train", "val", "test")
+GNS_CURVES = ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")  # train.grad_noise_scale=true
+
+
+def eval_splits(dataset: Dataset) -> list[str]:
+    """The splits a run evaluates: those of ``SPLITS`` that hold examples."""
+    return [s for s, n in zip(SPLITS, (len(dataset.x_train), len(dataset.x_val), len(dataset.x_test))) if n]
+
+
+def quality_metric(task: str) -> str:
+    """The curve recorded beside the loss: ``accuracy`` for classes, ``mse`` for regression."""
+    return "accuracy" if task == "classification" else "mse"
 # The training state between segments (see Segments), in this order inside the scan carry.
 STATE_KEYS = ("params", "opt_state", "diverged", "diverged_step")
 
@@ -235,15 +246,15 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
     n_train = len(dataset.x_train)
     budget = make_budget(cfg.train, n_train)
     batch, spe, period = budget.batch_size, budget.steps_per_epoch, budget.eval_every
-    splits = [s for s, n in zip(SPLITS, (len(dataset.x_train), len(dataset.x_val), len(dataset.x_test))) if n]
+    splits = eval_splits(dataset)
     split_rows = [SPLITS.index(s) for s in splits]
-    metric = "accuracy" if task == "classification" else "mse"
+    metric = quality_metric(task)
     num_classes = dataset.num_classes
     optimizer_name = str(cfg.optim.name)
     schedule_kind = str(cfg.optim.schedule.kind)
     measure_gns = bool(cfg.train.grad_noise_scale)
     dropout = float(cfg.model.dropout) > 0
-    gns_names = ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")
+    gns_names = GNS_CURVES
     # Playground's behaviours (docs/playground.md), each off by default.
     order = str(OmegaConf.select(cfg, "train.order", default="reshuffle"))
     # The leftover partial batch joins the next epoch's first batch (a no-op when none is left).

@@ -1,0 +1,60 @@
+"""A real fused sweep's W&B runs, read from their offline ``.wandb`` files: each run carries
+the sweep as its group, the overrides that vary as its name, its overrides as tags, and lands
+in the project ``WANDB_PROJECT`` names. In-process (``harness.cli.main``), tiny jobs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("wandb")
+
+from test_wandb_logger import read_offline_run  # noqa: E402  (the .wandb reader)
+
+from harness import store  # noqa: E402
+from harness.track.wandb_logger import logged_run_id  # noqa: E402
+
+
+def run_sweep(argv: list[str], monkeypatch) -> None:
+    """``harness-train -m <argv>`` in this process (Hydra's global state reset around it)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from harness import cli
+
+    monkeypatch.setattr(sys, "argv", ["harness-train", "-m", *argv])
+    GlobalHydra.instance().clear()
+    try:
+        cli.main()
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_sweep_runs_carry_group_names_tags_and_the_wandb_project(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_PROJECT", "x")
+    for name, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"), ("WANDB_CONFIG_DIR", "config")):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / sub))
+    sweep_dir = tmp_path / "sweep"
+    run_sweep(["optim.lr=0.01,0.1", "seed=1", "data=xor", "data.num_samples=40", "train.epochs=1",
+               "model.hidden=[2]", "output.plots=false", "output.save_params=true",
+               "hydra.launcher.writer=inline", "hydra.launcher.progress=false", f"hydra.sweep.dir={sweep_dir}"],
+              monkeypatch)
+    run_dirs = sorted(store.find_results(sweep_dir))
+    assert len(run_dirs) == 2
+    names = set()
+    for run_dir in run_dirs:
+        overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+        run = read_offline_run(run_dir, logged_run_id(run_dir))
+        assert run["project"] == "x"
+        assert run["group"] == str(sweep_dir)
+        (varying,) = [o for o in overrides if o.startswith("optim.lr=")]
+        assert run["name"] == varying  # what tells it apart in the sweep
+        # Tags: every override that changes the training; none about logging, plots or Hydra.
+        assert run["tags"] == [o for o in overrides if not o.startswith(("output.", "hydra."))]
+        assert {"seed=1", "data=xor", "train.epochs=1"} <= set(run["tags"])
+        assert run["job_type"] == "train"
+        assert [a for a in run["artifacts"] if a[1] == "model"] == [(f"params-{run['id']}", "model", ["params.npz"])]
+        names.add(run["name"])
+    assert names == {"optim.lr=0.01", "optim.lr=0.1"}

@@ -2,7 +2,7 @@
 
 :func:`ablation_table` turns the runs of :func:`harness.store.load_results` into one row per
 setting of the chosen columns: run counts by status, the mean of a metric over the ``ok``
-runs with a bootstrap confidence interval, spread and the seeds. Diverged and failed runs
+runs with a t-interval (:func:`harness.report.stats.mean_ci`), spread and the seeds. Diverged and failed runs
 are counted and shown, never silently dropped; only their metric stays out of the mean
 (a diverged run's last value is not a measurement of the setting).
 
@@ -154,11 +154,11 @@ def ablation_table(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per combination of the ``by`` columns: counts, mean, bootstrap CI, spread.
+    """One row per combination of the ``by`` columns: counts, mean, t-interval, spread.
 
     Columns: the ``by`` columns, then ``n`` (runs), ``ok``, ``diverged``, ``failed`` (any
     status other than ok/diverged), ``missing`` (ok runs without a finite metric value),
-    ``mean``, ``ci_low``, ``ci_high`` (bootstrap CI of the mean, :func:`mean_ci`, at
+    ``mean``, ``ci_low``, ``ci_high`` (t-interval of the mean, :func:`mean_ci`, at
     ``confidence``), ``std`` (sample std, ddof=1), ``min``, ``max`` over the finite metric
     values of ``ok`` runs; ``best`` (True on the row with the best mean by ``direction``,
     the first in sort order on ties) and ``seeds`` (every run's seed, e.g. ``"0,1,2"``).
@@ -214,7 +214,7 @@ def add_metric_columns(table: pd.DataFrame, df: pd.DataFrame, columns: Sequence[
                        status_col: str = "status", confidence: float | None = None,
                        n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """``table`` with, per extra metric ``c``, columns ``c`` (mean over the ok runs of the
-    row) and ``c ci_low`` / ``c ci_high`` (bootstrap CI), e.g. the train-test gap and the
+    row) and ``c ci_low`` / ``c ci_high`` (t-interval), e.g. the train-test gap and the
     weight sparsity next to the test accuracy. The rows are matched on ``table.attrs["by"]``;
     a metric missing from ``df`` is skipped. The writers show them after the main metric."""
     by = list(table.attrs.get("by") or [])
@@ -463,7 +463,7 @@ def default_caption(table: pd.DataFrame) -> str:
     level = 100 * float(table.attrs.get("confidence", 0.95))
     by = ", ".join(table.attrs.get("by") or [])
     return (
-        f"{metric} ({direction} is better) by {by}: mean over ok runs with {level:g}% bootstrap CI; "
+        f"{metric} ({direction} is better) by {by}: mean over ok runs with {level:g}% t-interval; "
         f"diverged and failed runs are counted, their metric excluded; best mean in bold."
     )
 

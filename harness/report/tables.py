@@ -280,6 +280,7 @@ def best_per_value(
     *,
     select_direction: str | None = None,
     require_all_ok: bool = True,
+    statistic: str = "mean",
     seed_col: str = "seed",
     status_col: str = "status",
 ) -> pd.DataFrame:
@@ -297,7 +298,9 @@ def best_per_value(
     over the settings' ``ok`` runs. With ``require_all_ok`` (default), a setting in which
     any seed diverged or failed ranks below every setting whose seeds all finished (fewest
     non-ok runs first): an edge-of-stability setting must not win on its surviving seeds.
-    Ties go to the first setting in numeric sort order.
+    Ties go to the first setting in numeric sort order. ``statistic="median"`` ranks by the
+    median instead (for a right-censored measure such as steps to a target, where ``inf``
+    marks a run that never got there: the median is finite while at most half are censored).
 
     Returns the chosen rows of ``df`` (diverged ones included, so tables count them), sorted
     by the scientific value; ``attrs["selection"]`` lists each choice with its select mean.
@@ -316,7 +319,8 @@ def best_per_value(
     status = _status(work, status_col)
     chosen, selection = [], []
     for value, labels in _groups(work, [scientific]):
-        best = _best_setting(work.loc[labels], nuisance, select_values, status, select_direction, require_all_ok)
+        best = _best_setting(work.loc[labels], nuisance, select_values, status, select_direction, require_all_ok,
+                             statistic)
         chosen.extend(best["labels"])
         selection.append({scientific: value[0], **dict(zip(nuisance, best["key"])),
                           "select_mean": best["mean"], "ok": best["ok"], "n": len(best["labels"])})
@@ -326,13 +330,18 @@ def best_per_value(
     return out
 
 
-def _best_setting(sub, nuisance, select_values, status, select_direction, require_all_ok) -> dict[str, Any]:
+def _best_setting(sub, nuisance, select_values, status, select_direction, require_all_ok,
+                  statistic="mean") -> dict[str, Any]:
     """The best nuisance setting among the runs ``sub`` of one scientific value."""
     candidates = []
     for order, (key, labels) in enumerate(_groups(sub, nuisance)):
-        finite = select_values.loc[labels].to_numpy()
-        finite = finite[np.isfinite(finite)]
-        mean = float(finite.mean()) if finite.size else math.nan
+        values = select_values.loc[labels].to_numpy()
+        if statistic == "median":
+            values = values[~np.isnan(values)]  # inf (censored) stays: it ranks last
+            mean = float(np.median(values)) if values.size else math.nan
+        else:
+            values = values[np.isfinite(values)]
+            mean = float(values.mean()) if values.size else math.nan
         not_ok = int((status.loc[labels] != OK).sum()) if require_all_ok else 0
         # Lower rank tuple is better: stable settings first, then the best mean, then order.
         score = -mean if select_direction == "higher" else mean

@@ -2,11 +2,17 @@
 
 Per (setting, protocol): load every result, derive the protocol's measure (a final metric,
 or steps to a target), tune the nuisance hyperparameters per scientific value on the
-validation split (:func:`best_per_value`), tabulate mean and 95% bootstrap CI over seeds with
+validation split (:func:`best_per_value`), tabulate mean and 95% t-interval over seeds with
 diverged runs counted, and apply the claim's verdict rule. One verdict per protocol: no single
 headline hides the others.
 
 Optional claim keys used here:
+
+- ``setting_metrics: {setting: {metric, select_metric, direction}}``: a setting scored by its
+  own metric (the regression sets by MSE);
+- ``chance``: the metric's value for a guess (a number, or per setting), for the sensitivity
+  row that scores diverged runs at chance;
+- ``grid_extensions``: how many times a nuisance choice on a grid edge extends that grid;
 
 - ``divergence: loss_above_initial``: a run also counts as diverged when its final training
   loss is above its loss at initialisation (besides the harness's non-finite rule);
@@ -14,8 +20,7 @@ Optional claim keys used here:
   e.g. ``gap/accuracy`` (derived here: ``train/<m> - test/<m>``) or ``weight_sparsity``;
 - ``also``: further verdicts on the same selected runs, each ``{name, metric, direction,
   hypothesis}`` (e.g. "L1 makes weights sparse" next to "L1 narrows the gap");
-- ``hypothesis.kind``: ``ordered``, ``pairwise``, ``best`` (which value is best, and is it
-  better than every other) or ``sweet_spot`` (too small underfits, too large diverges).
+- ``hypothesis.kind``: one of :data:`harness.claim.spec.HYPOTHESIS_KINDS`.
 """
 
 from __future__ import annotations
@@ -108,6 +113,8 @@ def mark_loss_above_initial(runs: pd.DataFrame, metric: str = "train/loss") -> p
 
 def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     """Table and verdict of one (setting, protocol) sweep (before the claim-wide Holm step)."""
+    # A setting may score by its own metric (regression sets by MSE): setting_metrics.<setting>.
+    claim = {**claim, **((claim.get("setting_metrics") or {}).get(sweep.setting) or {})}
     runs = load_sweep(claim, sweep, out_dir)
     if runs.empty:
         raise RuntimeError(f"no results under {sweep_dir(out_dir, sweep)}: run the sweep first")

@@ -52,7 +52,8 @@ def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
 
 
 def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str, Path]:
-    """Isolation plots, an lr x scientific heatmap, best curves and a confusion matrix per setting."""
+    """Isolation plots, an lr x scientific heatmap, best curves and, per setting and scientific value, the
+    confusion matrix summed over seeds."""
     sci = scientific_column(claim)
     values = scientific_values(claim)
     numeric = all(isinstance(v, (int, float)) for v in values)
@@ -77,11 +78,10 @@ def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str,
             labels = [f"{sci}={v}" for v in picks[sci]]
             paths[f"curves_{setting}"] = figures.curves_plot(list(picks["run_dir"]), labels, out / f"curves_{setting}.png",
                                                              metric=("test/loss",), title=f"{setting}: best run per {sci} (test loss)")
-            winner = _best_run(first, best, sci)
-            result = store.read_result(winner) if winner else None
-            if result and result.get("confusion_matrix"):
-                paths[f"confusion_{setting}"] = plot_confusion(result["confusion_matrix"], out / f"confusion_{setting}.png",
-                                                               title=f"{setting}: best configuration ({Path(winner).name})")
+            for value, (matrix, seeds) in confusion_by_value(best, sci).items():
+                name = f"confusion_{setting}_{value}".replace("/", "_")
+                paths[name] = plot_confusion(matrix, out / f"{name}.png",
+                                             title=f"{setting}, {sci}={value}: summed over {seeds} seeds")
     grid = _boundary_cells(analyses, sci)
     if grid:
         rows = list(dict.fromkeys(r for r, _ in grid))
@@ -133,14 +133,18 @@ def _boundary_cells(analyses: list[Analysis], sci: str) -> dict[tuple, dict]:
     return cells
 
 
-def _best_run(a: Analysis, ok: pd.DataFrame, sci: str) -> str | None:
-    """A run (lowest seed) of the scientific value with the best mean in a table."""
-    best_rows = a.table[a.table["best"].astype(bool)] if "best" in a.table else a.table.iloc[:0]
-    if best_rows.empty:
-        return None
-    value = best_rows.iloc[0][sci]
-    runs = ok[ok[sci].astype(str) == str(value)].sort_values("seed")
-    return None if runs.empty else str(runs.iloc[0]["run_dir"])
+def confusion_by_value(ok: pd.DataFrame, sci: str) -> dict[str, tuple[list, int]]:
+    """Per scientific value: the confusion matrix summed over its chosen ok runs (every seed),
+    and how many runs it sums. Values whose runs stored no matrix are left out."""
+    import numpy as np
+
+    out = {}
+    for value, runs in ok.groupby(sci, sort=True):
+        matrices = [np.asarray(r["confusion_matrix"]) for r in map(store.read_result, runs["run_dir"])
+                    if r and r.get("confusion_matrix")]
+        if matrices and all(m.shape == matrices[0].shape for m in matrices):
+            out[tables.format_value(value)] = (np.sum(matrices, axis=0).tolist(), len(matrices))
+    return out
 
 
 EVIDENCE_SCALES = ("full",)  # a verdict at any other scale (small, smoke) is a test of the machinery

@@ -215,3 +215,21 @@ def test_verdict_rule_text_and_bad_choices():
         verdict({}, kind="sideways", metric="m")
     with pytest.raises(ValueError, match="direction="):
         verdict({}, kind="ordered", metric="m", direction="up")
+
+
+def test_critical_batch_fit_recovers_the_bend():
+    from harness.report.stats import critical_batch_fit
+
+    rng = np.random.default_rng(9)
+    sizes = [2, 8, 32, 128, 512]
+    batch, steps, seeds = [], [], []
+    for seed in range(10):
+        for b in sizes:
+            batch.append(b), seeds.append(seed)
+            steps.append(100 * (1 + 40 / b) * np.exp(rng.normal(0, 0.05)))
+    steps[0] = float("inf")  # a run that never reached the target is left out of its seed's fit
+    fit = critical_batch_fit(batch, steps, seeds)
+    assert fit["n"] == 10 and fit["ci"][0] < 40 < fit["ci"][1] and fit["b_crit"] == pytest.approx(40, rel=0.15)
+    assert fit["s_min"] == pytest.approx(100, rel=0.15)
+    flat = critical_batch_fit([2, 8], [100, 100], [0, 0])  # no bend: excluded, not a number
+    assert flat["n"] == 0 and flat["excluded"] == 1 and math.isnan(flat["b_crit"])

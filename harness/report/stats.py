@@ -465,3 +465,39 @@ def t_interval_from(evidence: Mapping[str, Any], confidence: float) -> tuple[flo
     se = (high - mean) / stats.t.ppf(0.5 + level / 2, n - 1)
     half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
     return (mean - half, mean + half)
+
+
+def critical_batch_fit(batch: Sequence[float], steps: Sequence[float], seeds: Sequence[Any],
+                       confidence: float = 0.95) -> dict[str, Any]:
+    """Fit S = S_min (1 + B_crit / B) to steps to a target S at batch size B, per seed.
+
+    S is linear in 1/B (intercept S_min, slope S_min B_crit), so each seed's finite points
+    (a run that never reached the target, ``inf``, is left out; >= 2 batch sizes needed) give
+    one least-squares line and B_crit = slope / intercept. Across seeds: the t-interval of
+    log B_crit, reported back on the batch scale (a geometric mean and its interval), so a
+    seed's B_crit counts by its ratio to the others. Seeds whose fit has a non-positive
+    intercept or slope (no bend to fit) are left out and counted in ``excluded``.
+    """
+    b_arr = np.asarray(batch, dtype=np.float64).ravel()
+    s_arr = np.asarray(steps, dtype=np.float64).ravel()
+    per_seed, s_min, excluded = [], [], 0
+    for seed in dict.fromkeys(seeds):
+        mine = np.array([s == seed for s in seeds]) & np.isfinite(b_arr) & np.isfinite(s_arr) & (b_arr > 0)
+        if np.unique(b_arr[mine]).size < 2:
+            excluded += 1
+            continue
+        slope, intercept = np.polyfit(1.0 / b_arr[mine], s_arr[mine], 1)
+        if intercept <= 0 or slope <= 0:
+            excluded += 1
+            continue
+        per_seed.append(slope / intercept)
+        s_min.append(intercept)
+    out = {"method": "S = S_min (1 + B_crit / B) fitted per seed by least squares in 1/B; "
+                     f"{100 * confidence:g}% t-interval of log B_crit over seeds",
+           "n": len(per_seed), "excluded": excluded, "b_crit": math.nan, "ci": [math.nan, math.nan],
+           "s_min": math.nan, "per_seed": [float(v) for v in per_seed]}
+    if per_seed:
+        result = t_statistics(np.log(per_seed), confidence)
+        out.update(b_crit=float(np.exp(result["mean"])), s_min=float(np.exp(np.mean(np.log(s_min)))),
+                   ci=[float(np.exp(result["low"])), float(np.exp(result["high"]))])
+    return out

@@ -40,11 +40,13 @@ def _check_report(report, claim_name):
 def test_nonlinearity_small(tmp_path):
     proc = _claim(tmp_path, "claim=nonlinearity", "claim.scale=small")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not evidence" in proc.stdout
     verdict = _check_report(tmp_path / "nonlinearity", "nonlinearity")
-    pairs = verdict["settings"]["circle"]["fixed_epochs"]["pairs"]
-    assert set(pairs) == {"relu", "tanh", "sigmoid"}
+    entry = verdict["settings"]["gauss"]["fixed_epochs"]
+    assert entry["kind"] == "equivalence" and entry["method"].startswith("TOST")
+    assert set(entry["also"]["activations_help"]["pairs"]) == {"relu", "tanh", "sigmoid"}
     table = (tmp_path / "nonlinearity" / "table.csv").read_text().splitlines()
-    assert table[0].startswith("setting,protocol,metric") and len(table) == 1 + 4  # four activations
+    assert table[0].startswith("setting,protocol,metric") and len(table) == 1 + 5  # logistic + four activations
     assert list((tmp_path / "nonlinearity" / "wandb").glob("offline-run-*")), "the W&B report run"
     # Rerun: every job is resumed, the report is rewritten identically in content.
     again = _claim(tmp_path, "claim=nonlinearity", "claim.scale=small")
@@ -58,6 +60,10 @@ def test_small_batch_small(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdict = _check_report(tmp_path / "small_batch", "small_batch")
     assert set(verdict["settings"]["spiral"]) == {"fixed_epochs", "fixed_steps", "steps_to_target", "naive_fixed_lr"}
+    for entry in verdict["settings"]["spiral"].values():  # an edge choice was extended, or it says so
+        assert not entry["grid_edge"] or entry["verdict"] == "inconclusive"
+    table = (tmp_path / "small_batch" / "table.md").read_text()
+    assert "reached_target mean" in table and "examples_to_target mean" in table and "train/accuracy mean" in table
 
 
 def test_claim_sweeps_are_plain_multiruns():
@@ -399,3 +405,84 @@ def test_best_is_picked_on_validation_and_tested_on_test():
     frame = _frame(rows).assign(val=[0.95 if r[0] == "a" else 0.85 for r in rows])
     out = best_verdict(frame, "x", "m", "higher", 0.05, select_metric="val")
     assert out["winner"] == "a" and out["select_metric"] == "val" and out["verdict"] == "refuted"
+
+
+def _result_dir(root, name, commit, dirty=False, seed=0):
+    from harness import store
+
+    run = root / name
+    run.mkdir(parents=True)
+    store.write_json_atomic(run / store.RESULT_FILE, {"status": "ok", "seed": seed, "metrics": {},
+                                                     "versions": {"git_commit": commit, "git_dirty": dirty}})
+    return str(run)
+
+
+def test_report_lists_the_code_commits_a_resume_mixes(tmp_path):
+    import pandas as pd
+
+    from harness.claim.analyze import code_commits
+    from harness.claim.report import _code_lines
+
+    runs = pd.DataFrame({"run_dir": [_result_dir(tmp_path, "a", "abc"), _result_dir(tmp_path, "b", "def", dirty=True)]})
+    assert code_commits(runs) == ["abc", "def+dirty"]
+    analysis = _analysis([], None, [])
+    analysis.verdict = {"code": code_commits(runs)}
+    assert "mix 2 code versions" in _code_lines([analysis])[0]
+    analysis.verdict = {"code": ["abc"]}
+    assert _code_lines([analysis])[0] == "Results trained at code `abc`."
+
+
+def test_diverged_runs_count_as_chance_in_the_sensitivity_row():
+    from harness.claim.analyze import chance_sensitivity
+
+    # b beats a on its survivors; with its 2 diverged runs at chance (0.5) it no longer does.
+    rows = [("a", s, "ok", 0.80 + 0.002 * s, "") for s in range(5)]
+    rows += [("b", s, "diverged" if s < 2 else "ok", float("nan") if s < 2 else 0.85 + 0.002 * s, "") for s in range(5)]
+    claim = {"hypothesis": {"kind": "pairwise", "better": ["b"], "than": "a"}, "chance": {"circle": 0.5}}
+    out = chance_sensitivity(claim, "circle", _frame(rows), "x", "m", "higher")
+    assert out["verdict"] != "supported" and "2 diverged runs scored at chance" in out["what"]
+    assert chance_sensitivity({**claim, "chance": None}, "circle", _frame(rows), "x", "m", "higher") is None
+
+
+def test_unreached_target_is_censored_not_dropped(tmp_path):
+    import pandas as pd
+
+    from harness import store
+    from harness.claim.analyze import add_steps_to_target
+    from harness.claim.spec import Sweep
+
+    for name, acc in (("fast", [0.1, 0.5, 0.95]), ("never", [0.1, 0.3, 0.4])):
+        (tmp_path / name).mkdir()
+        store.write_curves(tmp_path / name / store.CURVES_FILE, {"step": [0, 50, 100], "val/accuracy": acc})
+    runs = pd.DataFrame({"run_dir": [str(tmp_path / "fast"), str(tmp_path / "never")], "status": ["ok", "ok"],
+                         "train.batch_size": [8, 8]})
+    sweep = Sweep("s", "p", "p", [], {}, "steps_to_target", 0.9, "val/accuracy")
+    runs = add_steps_to_target(runs, sweep)
+    assert list(runs["steps_to_target"]) == [100.0, float("inf")]
+    assert list(runs["reached_target"]) == [1.0, 0.0] and runs["examples_to_target"][0] == 800.0
+
+
+def test_data_seed_can_vary_with_the_seed():
+    claim = resolve_scale({"name": "c", "statement": "s", "source": "x", "scientific": {"key": "a", "values": [1, 2]},
+                           "settings": {"d": []}, "protocols": {"p": {}}, "metric": "m", "seeds": 3,
+                           "vary_data_seed": True})
+    (sweep,) = sweeps(claim)
+    assert "data.seed=${seed}" in sweep.overrides
+    (fixed,) = sweeps({**claim, "vary_data_seed": False})
+    assert not any(o.startswith("data.seed") for o in fixed.overrides)
+
+
+def test_confusion_matrices_are_summed_over_seeds_per_value(tmp_path):
+    import pandas as pd
+
+    from harness import store
+    from harness.claim.report import confusion_by_value
+
+    dirs = []
+    for i, (value, matrix) in enumerate((("a", [[3, 1], [0, 4]]), ("a", [[2, 2], [1, 3]]), ("b", [[4, 0], [0, 4]]))):
+        run = tmp_path / str(i)
+        run.mkdir()
+        store.write_json_atomic(run / store.RESULT_FILE, {"status": "ok", "confusion_matrix": matrix})
+        dirs.append((value, str(run)))
+    ok = pd.DataFrame(dirs, columns=["x", "run_dir"])
+    assert confusion_by_value(ok, "x") == {"a": ([[5, 3], [1, 7]], 2), "b": ([[4, 0], [0, 4]], 1)}

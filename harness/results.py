@@ -36,14 +36,15 @@ def config_hash(cfg: DictConfig) -> str:
 
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str | None]:
-    """Versions of what produced a result: python, jax, flax, optax, harness, git commit."""
+    """Versions of what produced a result: python, jax, flax, optax, harness, git commit and
+    whether the work tree had uncommitted changes (``git_dirty``)."""
     import flax
     import jax
     import optax
 
     import harness
 
-    commit = None
+    commit = dirty = None
     try:
         repo = Path(__file__).resolve().parent.parent
         if not (repo / ".git").exists():  # an installed copy: site-packages may sit inside another repo
@@ -51,6 +52,9 @@ def versions() -> dict[str, str | None]:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
+        # Uncommitted changes to tracked files: the commit alone does not name the code that ran.
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                    capture_output=True, text=True, timeout=5, check=True).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         pass
     return {
@@ -60,6 +64,7 @@ def versions() -> dict[str, str | None]:
         "optax": optax.__version__,
         "harness": harness.__version__,
         "git_commit": commit,
+        "git_dirty": dirty,
         "backend": jax.default_backend(),
     }
 

@@ -40,11 +40,13 @@ def _check_report(report, claim_name):
 def test_nonlinearity_small(tmp_path):
     proc = _claim(tmp_path, "claim=nonlinearity", "claim.scale=small")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not evidence" in proc.stdout
     verdict = _check_report(tmp_path / "nonlinearity", "nonlinearity")
-    pairs = verdict["settings"]["circle"]["fixed_epochs"]["pairs"]
-    assert set(pairs) == {"relu", "tanh", "sigmoid"}
+    entry = verdict["settings"]["gauss"]["fixed_epochs"]
+    assert entry["kind"] == "equivalence" and entry["method"].startswith("TOST")
+    assert set(entry["also"]["activations_help"]["pairs"]) == {"relu", "tanh", "sigmoid"}
     table = (tmp_path / "nonlinearity" / "table.csv").read_text().splitlines()
-    assert table[0].startswith("setting,protocol,metric") and len(table) == 1 + 4  # four activations
+    assert table[0].startswith("setting,protocol,metric") and len(table) == 1 + 5  # logistic + four activations
     assert list((tmp_path / "nonlinearity" / "wandb").glob("offline-run-*")), "the W&B report run"
     # Rerun: every job is resumed, the report is rewritten identically in content.
     again = _claim(tmp_path, "claim=nonlinearity", "claim.scale=small")
@@ -58,6 +60,10 @@ def test_small_batch_small(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdict = _check_report(tmp_path / "small_batch", "small_batch")
     assert set(verdict["settings"]["spiral"]) == {"fixed_epochs", "fixed_steps", "steps_to_target", "naive_fixed_lr"}
+    for entry in verdict["settings"]["spiral"].values():  # an edge choice was extended, or it says so
+        assert not entry["grid_edge"] or entry["verdict"] == "inconclusive"
+    table = (tmp_path / "small_batch" / "table.md").read_text()
+    assert "reached_target mean" in table and "examples_to_target mean" in table and "train/accuracy mean" in table
 
 
 def test_claim_sweeps_are_plain_multiruns():
@@ -125,12 +131,20 @@ def test_learning_rate_small(tmp_path):
     proc = _claim(tmp_path, "claim=learning_rate", "claim.scale=small", "logger=none")
     assert proc.returncode == 0, proc.stderr[-2000:]
     verdict = _check_report(tmp_path / "learning_rate", "learning_rate")
+    assert "not evidence" in proc.stdout
+    assert verdict["scale"] == "small" and verdict["evidence"] is False and verdict["seeds"] == 3
+    assert set(verdict["code"]) == {"commit", "dirty"} and verdict["result_commits"]
+    assert "init and data order" in verdict["variance"]
     entry = verdict["settings"]["circle"]["fixed_epochs"]
+    for key in ("method", "ci", "p", "p_adjusted", "n", "grid_edge"):
+        assert key in entry, key
+    assert entry["grid_edge"] == []  # nothing is tuned: no grid to be on the edge of
     assert set(entry["per_value"]) == {"1e-05", "0.03", "10.0"}
     assert entry["per_value"]["10.0"]["diverged"] == entry["per_value"]["10.0"]["runs"] == 3  # shown, not dropped
     assert entry["diverged_runs"] >= 3 and entry["best"] == "0.03"
     table = (tmp_path / "learning_rate" / "table.md").read_text()
     assert "| 10 | 3 | 0 | 3 |" in table  # n, ok, diverged of lr=10
+    assert "train/accuracy mean" in table  # train beside test: under-fitting vs a generalization gap
     assert (tmp_path / "learning_rate" / "boundaries.png").exists()
 
 
@@ -281,3 +295,194 @@ def test_boundary_grid_figure(tmp_path):
                                   "labels": np.array([0, 1, 1]), "caption": "acc 0.9"}}
     path = boundary_grid(cells, ["circle", "xor"], ["relu", "linear"], tmp_path / "grid.png", column_label="act")
     assert path.exists() and path.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- protocols that can fail
+
+
+def test_hypothesis_kinds_are_one_registry():
+    from harness.claim.spec import HYPOTHESIS_KINDS, validate_hypothesis
+
+    assert {"ordered", "pairwise", "best", "sweet_spot", "interaction", "equivalence"} <= set(HYPOTHESIS_KINDS)
+    with pytest.raises(ConfigError, match="claim.hypothesis.kind"):
+        validate_hypothesis({"kind": "sideways"}, "claim.hypothesis")
+    with pytest.raises(ConfigError, match="claim.hypothesis.margin"):
+        validate_hypothesis({"kind": "equivalence", "a": "linear", "b": "logistic"}, "claim.hypothesis")
+
+
+def test_grid_extension_steps_in_the_grids_own_spacing():
+    from harness.claim.analyze import extended_value
+
+    assert extended_value([0.01, 0.03, 0.1, 0.3], "high") == pytest.approx(0.9)
+    assert extended_value([0.01, 0.03, 0.1, 0.3], "low") == pytest.approx(0.003333)
+    assert extended_value([0.0, 0.5, 1.0], "low") == pytest.approx(-0.5)  # not all positive: linear
+
+
+def _analysis(rows, sweep, selection):
+    import pandas as pd
+
+    from harness.claim.analyze import Analysis
+
+    runs = pd.DataFrame(rows, columns=["x", "optim.lr", "seed", "status", "m", "run_dir"])
+    return Analysis(sweep, runs, runs, pd.DataFrame(), "m", "higher", {}, selection)
+
+
+def test_edge_choice_is_flagged_and_extends_only_that_edge():
+    from harness.claim.analyze import extension_sweeps, grid_edges
+    from harness.claim.spec import Sweep
+
+    sweep = Sweep("s", "p", "label", ["x=1,2", "optim.lr=0.1,0.3,1.0", "seed=range(2)"],
+                  {"optim.lr": [0.1, 0.3, 1.0]}, "final", None, None)
+    rows = [(x, lr, s, "ok", 0.5, "") for x in (1, 2) for lr in (0.1, 0.3, 1.0) for s in range(2)]
+    selection = [{"x": 1, "optim.lr": 1.0}, {"x": 2, "optim.lr": 0.3}]
+    analysis = _analysis(rows, sweep, selection)
+    assert grid_edges(sweep, analysis.runs, selection, "x") == ["optim.lr=1 (high edge, x=1)"]
+    claim = {"scientific": {"key": "x", "values": [1, 2]}}
+    (extension,) = extension_sweeps(claim, analysis, 1)
+    assert extension.protocol == "p/extend_1_optim.lr_high"
+    # One step in the grid's ratio (1 / 0.3), one new value, only the value that chose the edge.
+    assert "optim.lr=3.333" in extension.overrides and "x=1" in extension.overrides
+
+
+def test_holm_across_a_claims_comparisons_and_edge_makes_inconclusive():
+    from harness.claim.analyze import adjust_claim, aggregate
+    from harness.claim.spec import Sweep
+
+    def pair(p):
+        return {"verdict": "supported", "reason": "r", "p": p, "n": 5, "ci": [0.1, 0.2], "method": "t"}
+
+    sweep = Sweep("s", "p", "label", [], {}, "final", None, None)
+    first = _analysis([], sweep, [])
+    first.verdict = aggregate({"kind": "pairwise", "rule": "", "pairs": {"a": pair(0.01), "b": pair(0.03)}})
+    second = _analysis([], dataclasses_replace(sweep, setting="t"), [])
+    second.verdict = dict(pair(0.001), kind="pairwise", grid_edge=["optim.lr=1 (high edge, x=1)"])
+    adjust_claim([first, second], {"hypothesis": {"kind": "pairwise"}, "alpha": 0.05})
+    assert first.verdict["pairs"]["a"]["p_adjusted"] == pytest.approx(0.02)
+    assert first.verdict["pairs"]["b"]["p_adjusted"] == pytest.approx(0.03)
+    assert first.verdict["verdict"] == "supported" and first.verdict["p_adjusted"] == pytest.approx(0.03)
+    assert second.verdict["verdict"] == "inconclusive" and "edge" in second.verdict["reason"]
+    # Each significant alone, neither after Holm (2 x 0.03 = 0.06; then max(0.06, 0.04)).
+    first.verdict = aggregate({"kind": "pairwise", "rule": "", "pairs": {"a": pair(0.03), "b": pair(0.04)}})
+    adjust_claim([first], {"hypothesis": {"kind": "pairwise"}, "alpha": 0.05})
+    assert [p["verdict"] for p in first.verdict["pairs"].values()] == ["inconclusive", "inconclusive"]
+    assert first.verdict["verdict"] == "inconclusive" and "Holm" in first.verdict["pairs"]["b"]["reason"]
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def test_interaction_is_the_difference_of_per_seed_differences():
+    import pandas as pd
+
+    from harness.claim.analyze import Analysis, interaction_verdict
+    from harness.claim.spec import Sweep
+
+    def analysis(setting, gain):
+        rows = [(v, s, "ok", 0.7 + 0.01 * s + (gain + 0.001 * (s % 2) if v == "cnn" else 0.0), "")
+                for v in ("cnn", "fnn") for s in range(6)]
+        frame = pd.DataFrame(rows, columns=["model.family", "seed", "status", "m", "run_dir"])
+        return Analysis(Sweep(setting, "p", "p", [], {}, "final", None, None), frame, frame, frame, "m", "higher",
+                        {}, None)
+
+    claim = {"hypothesis": {"kind": "interaction", "better": ["cnn"], "than": "fnn", "controls": {"grid": "shuffled"}},
+             "scientific": {"key": "model", "column": "model.family", "values": ["mlp", "cnn"]}}
+    out = interaction_verdict(claim, analysis("grid", 0.05), analysis("shuffled", 0.0))
+    assert out["verdict"] == "supported" and out["kind"] == "interaction"
+    assert out["ci"][0] > 0 and "in grid minus in shuffled" in out["reason"]
+    same = interaction_verdict(claim, analysis("grid", 0.05), analysis("shuffled", 0.05))
+    assert same["verdict"] == "inconclusive"
+
+
+def test_best_is_picked_on_validation_and_tested_on_test():
+    from harness.claim.analyze import best_verdict
+
+    # a is best on validation; on test b is clearly better: the validation winner is refuted.
+    rows = [(v, s, "ok", test + 0.01 * s + 0.001 * (s % 2) * (v == "b"), "") for v, test in (("a", 0.8), ("b", 0.9))
+            for s in range(5)]
+    frame = _frame(rows).assign(val=[0.95 if r[0] == "a" else 0.85 for r in rows])
+    out = best_verdict(frame, "x", "m", "higher", 0.05, select_metric="val")
+    assert out["winner"] == "a" and out["select_metric"] == "val" and out["verdict"] == "refuted"
+
+
+def _result_dir(root, name, commit, dirty=False, seed=0):
+    from harness import store
+
+    run = root / name
+    run.mkdir(parents=True)
+    store.write_json_atomic(run / store.RESULT_FILE, {"status": "ok", "seed": seed, "metrics": {},
+                                                     "versions": {"git_commit": commit, "git_dirty": dirty}})
+    return str(run)
+
+
+def test_report_lists_the_code_commits_a_resume_mixes(tmp_path):
+    import pandas as pd
+
+    from harness.claim.analyze import code_commits
+    from harness.claim.report import _code_lines
+
+    runs = pd.DataFrame({"run_dir": [_result_dir(tmp_path, "a", "abc"), _result_dir(tmp_path, "b", "def", dirty=True)]})
+    assert code_commits(runs) == ["abc", "def+dirty"]
+    analysis = _analysis([], None, [])
+    analysis.verdict = {"code": code_commits(runs)}
+    assert "mix 2 code versions" in _code_lines([analysis])[0]
+    analysis.verdict = {"code": ["abc"]}
+    assert _code_lines([analysis])[0] == "Results trained at code `abc`."
+
+
+def test_diverged_runs_count_as_chance_in_the_sensitivity_row():
+    from harness.claim.analyze import chance_sensitivity
+
+    # b beats a on its survivors; with its 2 diverged runs at chance (0.5) it no longer does.
+    rows = [("a", s, "ok", 0.80 + 0.002 * s, "") for s in range(5)]
+    rows += [("b", s, "diverged" if s < 2 else "ok", float("nan") if s < 2 else 0.85 + 0.002 * s, "") for s in range(5)]
+    claim = {"hypothesis": {"kind": "pairwise", "better": ["b"], "than": "a"}, "chance": {"circle": 0.5}}
+    out = chance_sensitivity(claim, "circle", _frame(rows), "x", "m", "higher")
+    assert out["verdict"] != "supported" and "2 diverged runs scored at chance" in out["what"]
+    assert chance_sensitivity({**claim, "chance": None}, "circle", _frame(rows), "x", "m", "higher") is None
+
+
+def test_unreached_target_is_censored_not_dropped(tmp_path):
+    import pandas as pd
+
+    from harness import store
+    from harness.claim.analyze import add_steps_to_target
+    from harness.claim.spec import Sweep
+
+    for name, acc in (("fast", [0.1, 0.5, 0.95]), ("never", [0.1, 0.3, 0.4])):
+        (tmp_path / name).mkdir()
+        store.write_curves(tmp_path / name / store.CURVES_FILE, {"step": [0, 50, 100], "val/accuracy": acc})
+    runs = pd.DataFrame({"run_dir": [str(tmp_path / "fast"), str(tmp_path / "never")], "status": ["ok", "ok"],
+                         "train.batch_size": [8, 8]})
+    sweep = Sweep("s", "p", "p", [], {}, "steps_to_target", 0.9, "val/accuracy")
+    runs = add_steps_to_target(runs, sweep)
+    assert list(runs["steps_to_target"]) == [100.0, float("inf")]
+    assert list(runs["reached_target"]) == [1.0, 0.0] and runs["examples_to_target"][0] == 800.0
+
+
+def test_data_seed_can_vary_with_the_seed():
+    claim = resolve_scale({"name": "c", "statement": "s", "source": "x", "scientific": {"key": "a", "values": [1, 2]},
+                           "settings": {"d": []}, "protocols": {"p": {}}, "metric": "m", "seeds": 3,
+                           "vary_data_seed": True})
+    (sweep,) = sweeps(claim)
+    assert "data.seed=${seed}" in sweep.overrides
+    (fixed,) = sweeps({**claim, "vary_data_seed": False})
+    assert not any(o.startswith("data.seed") for o in fixed.overrides)
+
+
+def test_confusion_matrices_are_summed_over_seeds_per_value(tmp_path):
+    import pandas as pd
+
+    from harness import store
+    from harness.claim.report import confusion_by_value
+
+    dirs = []
+    for i, (value, matrix) in enumerate((("a", [[3, 1], [0, 4]]), ("a", [[2, 2], [1, 3]]), ("b", [[4, 0], [0, 4]]))):
+        run = tmp_path / str(i)
+        run.mkdir()
+        store.write_json_atomic(run / store.RESULT_FILE, {"status": "ok", "confusion_matrix": matrix})
+        dirs.append((value, str(run)))
+    ok = pd.DataFrame(dirs, columns=["x", "run_dir"])
+    assert confusion_by_value(ok, "x") == {"a": ([[5, 3], [1, 7]], 2), "b": ([[4, 0], [0, 4]], 1)}

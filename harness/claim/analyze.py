@@ -2,11 +2,17 @@
 
 Per (setting, protocol): load every result, derive the protocol's measure (a final metric,
 or steps to a target), tune the nuisance hyperparameters per scientific value on the
-validation split (:func:`best_per_value`), tabulate mean and 95% bootstrap CI over seeds with
+validation split (:func:`best_per_value`), tabulate mean and 95% t-interval over seeds with
 diverged runs counted, and apply the claim's verdict rule. One verdict per protocol: no single
 headline hides the others.
 
 Optional claim keys used here:
+
+- ``setting_metrics: {setting: {metric, select_metric, direction}}``: a setting scored by its
+  own metric (the regression sets by MSE);
+- ``chance``: the metric's value for a guess (a number, or per setting), for the sensitivity
+  row that scores diverged runs at chance;
+- ``grid_extensions``: how many times a nuisance choice on a grid edge extends that grid;
 
 - ``divergence: loss_above_initial``: a run also counts as diverged when its final training
   loss is above its loss at initialisation (besides the harness's non-finite rule);
@@ -14,8 +20,7 @@ Optional claim keys used here:
   e.g. ``gap/accuracy`` (derived here: ``train/<m> - test/<m>``) or ``weight_sparsity``;
 - ``also``: further verdicts on the same selected runs, each ``{name, metric, direction,
   hypothesis}`` (e.g. "L1 makes weights sparse" next to "L1 narrows the gap");
-- ``hypothesis.kind``: ``ordered``, ``pairwise``, ``best`` (which value is best, and is it
-  better than every other) or ``sweet_spot`` (too small underfits, too large diverges).
+- ``hypothesis.kind``: one of :data:`harness.claim.spec.HYPOTHESIS_KINDS`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from harness.claim.spec import Sweep, scientific_column
 from harness.report import stats, tables
 
 STEPS_TO_TARGET = "steps_to_target"
+EXTEND = "extend_"  # <sweep dir>/extend_<round>_<key>_<side>: runs of a grid extension
 
 
 @dataclasses.dataclass
@@ -66,10 +72,11 @@ def load_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> pd.DataFrame:
     if not sweep.variants:
         return store.load_results(root)
     frames = []
-    for label, _ in sweep.variants:
-        frame = store.load_results(root / label)
-        if not frame.empty:
-            frames.append(frame.assign(**{scientific_column(claim): label}))
+    for label, _ in sweep.variants:  # <root>/<label>, and <root>/extend_<k>/<label> of grid extensions
+        for base in [root, *sorted(root.glob(f"{EXTEND}*"))]:
+            frame = store.load_results(base / label) if (base / label).is_dir() else pd.DataFrame()
+            if not frame.empty:
+                frames.append(frame.assign(**{scientific_column(claim): label}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -105,7 +112,9 @@ def mark_loss_above_initial(runs: pd.DataFrame, metric: str = "train/loss") -> p
 
 
 def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
-    """Table and verdict of one (setting, protocol) sweep."""
+    """Table and verdict of one (setting, protocol) sweep (before the claim-wide Holm step)."""
+    # A setting may score by its own metric (regression sets by MSE): setting_metrics.<setting>.
+    claim = {**claim, **((claim.get("setting_metrics") or {}).get(sweep.setting) or {})}
     runs = load_sweep(claim, sweep, out_dir)
     if runs.empty:
         raise RuntimeError(f"no results under {sweep_dir(out_dir, sweep)}: run the sweep first")
@@ -115,20 +124,18 @@ def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     sci = scientific_column(claim)
     metric, direction = claim["metric"], claim.get("direction", "higher")
     select_metric = claim.get("select_metric")
+    statistic = "mean"
     if sweep.measure == STEPS_TO_TARGET:
-        runs[STEPS_TO_TARGET] = [
-            steps_to_target(d, sweep.target_metric, float(sweep.target)) if s == "ok" else float("nan")
-            for d, s in zip(runs["run_dir"], runs["status"])
-        ]
-        # A run that never reaches the target is shown as "missing", not averaged in.
-        metric, direction, select_metric = STEPS_TO_TARGET, "lower", STEPS_TO_TARGET
+        runs = add_steps_to_target(runs, sweep)
+        # Censored runs (inf) rank worst; the median is defined while at most half are censored.
+        metric, direction, select_metric, statistic = STEPS_TO_TARGET, "lower", STEPS_TO_TARGET, "median"
     nuisance = [k for k, v in sweep.nuisance.items() if len(v) > 1]
+    # require_all_ok: a setting with a diverged seed never wins on its surviving seeds.
     selected = tables.best_per_value(runs, sci, nuisance, metric, direction, select_metric,
                                      select_direction=direction if metric == STEPS_TO_TARGET else None,
-                                     require_all_ok=False) if nuisance else runs
+                                     require_all_ok=True, statistic=statistic) if nuisance else runs
     table = tables.ablation_table(selected, [sci], metric, direction=direction)
-    if claim.get("columns"):
-        table = tables.add_metric_columns(table, selected, list(claim["columns"]))
+    table = tables.add_metric_columns(table, selected, metric_columns(claim, sweep, runs))
     verdict = claim_verdict(claim, selected, sci, metric, direction)
     if claim.get("also"):
         verdict["also"] = {}
@@ -137,10 +144,138 @@ def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
             verdict["also"][extra["name"]] = dict(
                 claim_verdict(sub, selected, sci, extra["metric"], extra.get("direction", "higher")),
                 metric=extra["metric"], statement=extra.get("statement", extra["name"]))
+    verdict["grid_edge"] = grid_edges(sweep, runs, selected.attrs.get("selection") or [], sci)
+    sensitivity = chance_sensitivity(claim, sweep.setting, selected, sci, metric, direction)
+    if sensitivity is not None:
+        verdict["sensitivity"] = sensitivity
     verdict["diverged_runs"] = int((runs["status"] == "diverged").sum())
     verdict["failed_runs"] = int((runs["status"] == "failed").sum())
     verdict["runs"] = int(len(runs))
+    verdict["code"] = code_commits(runs)
     return Analysis(sweep, runs, selected, table, metric, direction, verdict, selected.attrs.get("selection"))
+
+
+def code_commits(runs: pd.DataFrame) -> list[str]:
+    """The code commits the runs were trained at (``versions.git_commit`` of each result.json;
+    ``+dirty`` when the tree had uncommitted changes, ``unknown`` when not recorded): more than
+    one means a resumed claim mixes results of different code."""
+    commits = set()
+    for run_dir in runs["run_dir"]:
+        versions = (store.read_result(run_dir) or {}).get("versions") or {}
+        commit = versions.get("git_commit") or "unknown"
+        commits.add(commit + ("+dirty" if versions.get("git_dirty") else ""))
+    return sorted(commits)
+
+
+def add_steps_to_target(runs: pd.DataFrame, sweep: Sweep) -> pd.DataFrame:
+    """``steps_to_target`` (inf: never reached, right-censored at the budget) and
+    ``examples_to_target`` (steps x batch size) per ok run; ``reached_target`` is 1 or 0."""
+    runs[STEPS_TO_TARGET] = [
+        steps_to_target(d, sweep.target_metric, float(sweep.target)) if s == "ok" else float("nan")
+        for d, s in zip(runs["run_dir"], runs["status"])
+    ]
+    steps = runs[STEPS_TO_TARGET].to_numpy(np.float64)
+    runs.loc[np.isnan(steps) & (runs["status"] == "ok").to_numpy(), STEPS_TO_TARGET] = np.inf
+    runs["reached_target"] = np.where(np.isfinite(runs[STEPS_TO_TARGET]), 1.0, 0.0)
+    if "train.batch_size" in runs:
+        runs["examples_to_target"] = runs[STEPS_TO_TARGET] * pd.to_numeric(runs["train.batch_size"], errors="coerce")
+    return runs
+
+
+def metric_columns(claim: dict, sweep: Sweep, runs: pd.DataFrame) -> list[str]:
+    """Columns beside the main metric: train metrics beside test ones (under-fitting vs a gap),
+    the claim's ``columns``, and for steps to target the fraction reached and examples."""
+    train = [c for c in ("train/accuracy", "train/loss", "train/mse") if c in runs]
+    extra = ["reached_target", "examples_to_target"] if sweep.measure == STEPS_TO_TARGET else []
+    return list(dict.fromkeys([*train, *(claim.get("columns") or []), *extra]))
+
+
+def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str) -> list[str]:
+    """Nuisance keys whose chosen value sits on an edge of the grid that was run.
+
+    The grid is every value of the key in the runs (the declared grid plus any extension).
+    A choice at the smallest or largest value means the best setting may lie outside: the
+    Tuning Playbook's signal to extend the search. Returns ``"key=value (low|high edge,
+    sci=...)"`` entries, empty when none.
+    """
+    out = []
+    for key, values in sweep.nuisance.items():
+        if len(values) < 2 or key not in runs:
+            continue
+        grid = sorted({float(v) for v in pd.to_numeric(runs[key], errors="coerce").dropna()})
+        for row in selection:
+            chosen = row.get(key)
+            if chosen is None or len(grid) < 2:
+                continue
+            side = "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
+            if side:
+                out.append(f"{key}={tables.format_value(chosen)} ({side} edge, {sci}={tables.format_value(row[sci])})")
+    return out
+
+
+def extended_value(grid: list[float], side: str) -> float:
+    """One step beyond the edge of a grid in its own spacing: the ratio of the outermost two
+    values when they are positive (a log grid), else their difference."""
+    grid = sorted(float(v) for v in grid)
+    inner, edge = (grid[1], grid[0]) if side == "low" else (grid[-2], grid[-1])
+    if inner > 0 and edge > 0:
+        return float(f"{edge * (edge / inner):.4g}")  # as written in the override
+    return float(f"{edge + (edge - inner):.4g}")
+
+
+def extension_sweeps(claim: dict, analysis: Analysis, round_: int) -> list[Sweep]:
+    """The sweeps that extend ``analysis``'s nuisance grid one step past each edge that a
+    scientific value chose: only that key changes (to the one new value), only those
+    scientific values run, into ``<sweep dir>/extend_<round>_<key>_<side>``."""
+    sweep, runs, sci = analysis.sweep, analysis.runs, scientific_column(claim)
+    out = []
+    for key, values in sweep.nuisance.items():
+        if len(values) < 2 or key not in runs:
+            continue
+        grid = sorted({float(v) for v in pd.to_numeric(runs[key], errors="coerce").dropna()})
+        for side, edge in (("low", grid[0]), ("high", grid[-1])):
+            chose = [row[sci] for row in analysis.selection or [] if row.get(key) is not None and float(row[key]) == edge]
+            if not chose:
+                continue
+            new = extended_value(grid, side)
+            overrides = [f"{key}={tables.format_value(new)}" if o.startswith(f"{key}=") else o for o in sweep.overrides]
+            variants = tuple((label, extra) for label, extra in sweep.variants if label in chose)
+            if not sweep.variants:
+                sci_key = claim["scientific"]["key"]
+                overrides = [f"{sci_key}={','.join(tables.format_value(v) for v in chose)}"
+                             if o.startswith(f"{sci_key}=") else o for o in overrides]
+            out.append(dataclasses.replace(sweep, protocol=f"{sweep.protocol}/{EXTEND}{round_}_{key}_{side}",
+                                           label=f"{sweep.label}: {key} extended to {tables.format_value(new)}",
+                                           overrides=overrides, nuisance={**sweep.nuisance, key: [new]},
+                                           variants=variants))
+    return out
+
+
+def chance_level(claim: dict, setting: str) -> float | None:
+    """The metric value of a guess (``chance: 0.5`` or ``chance: {setting: 0.1}``), if declared."""
+    chance = claim.get("chance")
+    if isinstance(chance, dict):
+        chance = chance.get(setting)
+    return None if chance is None else float(chance)
+
+
+def chance_sensitivity(claim: dict, setting: str, selected: pd.DataFrame, sci: str, metric: str,
+                       direction: str) -> dict | None:
+    """The verdict again with every diverged run scored at chance instead of left out.
+
+    Only where diverged runs were chosen (every nuisance setting of a value lost some seed)
+    and the claim declares its metric's ``chance`` level; otherwise None.
+    """
+    diverged = selected["status"] == "diverged"
+    chance = chance_level(claim, setting)
+    if not diverged.any() or chance is None:
+        return None
+    scored = selected.copy()
+    scored.loc[diverged, metric] = chance
+    scored.loc[diverged, "status"] = "ok"
+    result = claim_verdict(claim, scored, sci, metric, direction)
+    return {"verdict": result["verdict"], "reason": result["reason"],
+            "what": f"{int(diverged.sum())} diverged runs scored at chance ({metric} = {chance:g})"}
 
 
 def budget_text(runs: pd.DataFrame) -> str:
@@ -163,45 +298,63 @@ def critical_batch(runs: pd.DataFrame) -> float | None:
 
 
 def claim_verdict(claim: dict, selected: pd.DataFrame, sci: str, metric: str, direction: str) -> dict[str, Any]:
-    """Apply the claim's hypothesis to the selected runs.
+    """Apply the claim's hypothesis (a kind of :data:`HYPOTHESIS_KINDS`) to the selected runs.
 
-    ``ordered``: one trend test along the scientific axis (``better_when: smaller|larger``).
-    ``pairwise``: every value in ``better`` against ``than``, paired by seed; the protocol's
-    verdict is ``supported`` only if every pair is, ``refuted`` if any pair is, else
-    ``inconclusive`` -- and every pair's result is kept in ``pairs``.
+    Kinds with several comparisons keep each in ``pairs`` (each with its own p, adjusted
+    later across the claim by :func:`adjust_claim`); the protocol's verdict aggregates them.
+    ``interaction`` is a plain ``pairwise`` here; :func:`adjust_claim` turns the setting with
+    a control into the interaction verdict.
     """
-    hyp = claim.get("hypothesis") or {}
+    hyp = dict(claim.get("hypothesis") or {})
+    kind = hyp.get("kind", "ordered")
     alpha = float(claim.get("alpha", 0.05))
-    if hyp.get("kind") == "best":
-        return best_verdict(selected, sci, metric, direction, alpha)
-    if hyp.get("kind") == "sweet_spot":
+    if kind == "best":
+        return best_verdict(selected, sci, metric, direction, alpha, select_metric=claim.get("select_metric"))
+    if kind == "sweet_spot":
         return sweet_spot_verdict(selected, sci, metric, direction, alpha)
-    if hyp.get("kind", "ordered") == "ordered":
+    if kind == "equivalence":
+        return equivalence_verdict(selected, sci, hyp, metric, alpha)
+    if kind == "ordered":
         x, y = tables.ordered_values(selected, sci, metric)
         improves_as = "decreasing" if hyp.get("better_when", "smaller") == "smaller" else "increasing"
-        return stats.verdict(stats.trend_test(x, y), kind="ordered", metric=metric, direction=direction,
+        evidence = stats.trend_test(x, y, list(selected["seed"]), direction=direction, alpha=alpha)
+        return stats.verdict(evidence, kind="ordered", metric=metric, direction=direction,
                              alpha=alpha, axis=sci, improves_as=improves_as)
-    pairs = []
-    for a in hyp["better"]:
-        va, vb, _ = tables.paired_by_seed(selected, sci, a, hyp["than"], metric)
-        evidence = stats.paired_difference(va, vb, confidence=1 - alpha)
-        pairs.append(stats.verdict(evidence, kind="pairwise", metric=metric, direction=direction, alpha=alpha,
-                                   a=f"{sci}={a}", b=f"{sci}={hyp['than']}"))
-    outcomes = [p["verdict"] for p in pairs]
-    overall = "supported" if all(o == "supported" for o in outcomes) else (
-        "refuted" if "refuted" in outcomes else "inconclusive")
-    return {
-        "verdict": overall,
-        "reason": "; ".join(f"{a}: {p['verdict']} ({p['reason']})" for a, p in zip(hyp["better"], pairs)),
-        "rule": pairs[0]["rule"] + f" Applied to each of {list(hyp['better'])} against {hyp['than']}: "
-                "supported if every pair is supported, refuted if any pair is refuted, inconclusive otherwise.",
-        "pairs": {str(a): p for a, p in zip(hyp["better"], pairs)},
-    }
+    better = hyp["better"] if isinstance(hyp["better"], list) else [hyp["better"]]
+    pairs = {str(a): _pair(selected, sci, a, hyp["than"], metric, direction, alpha) for a in better}
+    rule = next(iter(pairs.values()))["rule"] + (
+        f" Applied to each of {better} against {hyp['than']}, one verdict each (Holm-adjusted across the claim); "
+        "the protocol is supported if every pair is, refuted if any pair is, inconclusive otherwise.")
+    return aggregate({"kind": "pairwise", "rule": rule, "pairs": pairs, "alpha": alpha})
 
 
-def _means(selected: pd.DataFrame, sci: str, metric: str, direction: str) -> pd.DataFrame:
-    table = tables.ablation_table(selected, [sci], metric, direction=direction, n_resamples=200)
-    return table.sort_values(sci, key=lambda c: c.map(tables.sort_key)).reset_index(drop=True)
+def aggregate(entry: dict[str, Any]) -> dict[str, Any]:
+    """Set an entry's verdict, reason, p and n from its ``pairs`` (all must be supported).
+
+    ``best`` names the values tied with the winner; the p of an all-must-hold verdict is the
+    largest of its pairs' (an intersection-union test), likewise its adjusted p.
+    """
+    pairs = entry["pairs"]
+    outcomes = [p["verdict"] for p in pairs.values()]
+    entry["verdict"] = ("supported" if outcomes and all(o == "supported" for o in outcomes)
+                        else "refuted" if "refuted" in outcomes else "inconclusive")
+    entry["p"] = max((p["p"] for p in pairs.values()), default=float("nan"))
+    entry["p_adjusted"] = max((p.get("p_adjusted", p["p"]) for p in pairs.values()), default=float("nan"))
+    entry["n"] = min((p["n"] for p in pairs.values()), default=0)
+    entry["method"] = next(iter(pairs.values()))["method"] if pairs else None
+    entry["ci"] = next(iter(pairs.values()))["ci"] if len(pairs) == 1 else None
+    if entry.get("kind") == "best":
+        tied = [v for v, p in pairs.items() if p["verdict"] == "inconclusive"]
+        beaten_by = [v for v, p in pairs.items() if p["verdict"] == "refuted"]
+        entry["top"] = [entry["winner"], *tied]
+        head = f"{entry['sci']}={entry['winner']} is best on {entry['select_metric']}"
+        entry["reason"] = head + (f"; on test it is better than every other value" if entry["verdict"] == "supported"
+                                  else f"; on test it is worse than {', '.join(beaten_by)}" if beaten_by
+                                  else f"; on test it is tied with {', '.join(tied)}")
+        entry["reason"] += " (" + "; ".join(f"{v}: {p['reason']}" for v, p in pairs.items()) + ")"
+    else:
+        entry["reason"] = "; ".join(f"{a}: {p['verdict']} ({p['reason']})" for a, p in pairs.items())
+    return entry
 
 
 def _pair(selected, sci, a, b, metric, direction, alpha) -> dict[str, Any]:
@@ -211,58 +364,70 @@ def _pair(selected, sci, a, b, metric, direction, alpha) -> dict[str, Any]:
                          a=f"{sci}={a}", b=f"{sci}={b}")
 
 
-def best_verdict(selected: pd.DataFrame, sci: str, metric: str, direction: str, alpha: float) -> dict[str, Any]:
-    """Which value is best, and is it better than every other (paired by seed)?
+def _means(selected: pd.DataFrame, sci: str, metric: str, direction: str) -> pd.DataFrame:
+    table = tables.ablation_table(selected, [sci], metric, direction=direction)
+    return table.sort_values(sci, key=lambda c: c.map(tables.sort_key)).reset_index(drop=True)
 
-    ``supported``: one value (the best mean) beats every other with a CI that excludes 0;
-    ``inconclusive``: some value cannot be told apart from it (they are listed as tied).
-    No outcome refutes a "which is best" question; ``top`` lists the winner and its ties.
+
+def best_verdict(selected: pd.DataFrame, sci: str, metric: str, direction: str, alpha: float,
+                 select_metric: str | None = None) -> dict[str, Any]:
+    """Which value is best? Picked on ``select_metric`` (validation), tested on ``metric`` (test).
+
+    ``supported``: the validation winner is better on test than every other value (paired by
+    seed, interval and test agree); ``refuted``: some value is better than it on test;
+    ``inconclusive``: tied with some values (listed in ``top``).
     """
-    table = _means(selected, sci, metric, direction)
+    pick_on = select_metric if select_metric and select_metric in selected else metric
+    pick_direction = tables.default_direction(pick_on) if pick_on != metric else direction
+    table = _means(selected, sci, pick_on, pick_direction)
     best_rows = table[table["best"].astype(bool)]
-    rule = (f"Best-value rule: the value of {sci} with the best mean {metric} ({direction} is better) is compared "
-            f"with every other value, paired by seed ({100 * (1 - alpha):g}% bootstrap CI of the difference); "
-            "supported if it is better than every other value (each CI excludes 0 on its side), inconclusive "
-            "if some value is tied with it (CI contains 0; the tied values are listed).")
+    rule = (f"Best-value rule: the value of {sci} with the best mean {pick_on} (validation) is the winner; on "
+            f"{metric} ({direction} is better) it is compared with every other value, paired by seed "
+            f"({100 * (1 - alpha):g}% t-interval and paired t-test, Holm-adjusted across the claim); supported if "
+            "it is better than every other value, refuted if some value is better than it, inconclusive if it is "
+            "tied with some (listed).")
+    base = {"kind": "best", "rule": rule, "sci": sci, "select_metric": pick_on, "alpha": alpha}
     if best_rows.empty:
-        return {"verdict": "inconclusive", "reason": "no value has a finite mean", "rule": rule, "winner": None, "top": []}
+        return {**base, "verdict": "inconclusive", "reason": "no value has a finite mean", "winner": None, "top": [],
+                "pairs": {}, "p": float("nan"), "n": 0, "ci": None, "method": None}
     winner = best_rows.iloc[0][sci]
     pairs = {str(v): _pair(selected, sci, winner, v, metric, direction, alpha) for v in table[sci] if str(v) != str(winner)}
-    tied = [v for v, p in pairs.items() if p["verdict"] != "supported"]
-    mean = float(best_rows.iloc[0]["mean"])
-    outcome = "supported" if not tied else "inconclusive"
-    reason = (f"{sci}={winner} is best ({metric} {mean:.4g})"
-              + (" and better than every other value" if not tied else f"; tied with {', '.join(tied)}"))
-    return {"verdict": outcome, "reason": reason, "rule": rule, "winner": str(winner),
-            "top": [str(winner), *tied], "pairs": pairs}
+    return aggregate({**base, "winner": str(winner), "pairs": pairs})
+
+
+def equivalence_verdict(selected: pd.DataFrame, sci: str, hyp: dict, metric: str, alpha: float) -> dict[str, Any]:
+    """``a`` and ``b`` equivalent within ``margin`` on ``metric`` (TOST, paired by seed)."""
+    va, vb, _ = tables.paired_by_seed(selected, sci, hyp["a"], hyp["b"], metric)
+    evidence = stats.tost(va, vb, float(hyp["margin"]), alpha)
+    return stats.verdict(evidence, kind="equivalence", metric=metric, alpha=alpha, a=f"{sci}={hyp['a']}",
+                         b=f"{sci}={hyp['b']}")
 
 
 def sweet_spot_verdict(selected: pd.DataFrame, sci: str, metric: str, direction: str, alpha: float) -> dict[str, Any]:
     """"Too small underfits, too large diverges" along a numeric axis (e.g. the learning rate).
 
-    Underfitting: the best value is better than the smallest one (paired by seed, CI excludes
-    0). Divergence: some value above the best has more than half of its runs diverged.
-    ``supported`` if both hold; ``refuted`` if the best value is the smallest (nothing
-    underfits) or no value above the best has any diverged run; ``inconclusive`` otherwise.
+    Underfitting: the best value is better than the smallest one (paired by seed, interval and
+    test agree; the pair is kept in ``pairs`` for the claim's Holm step). Divergence: some
+    value above the best has more than half of its runs diverged. ``supported`` if both hold;
+    ``refuted`` if the best value is the smallest (nothing underfits) or no value above the
+    best has any diverged run; ``inconclusive`` otherwise.
     """
     table = _means(selected, sci, metric, direction)
     rule = (f"Sweet-spot rule along {sci}: (1) too small underfits -- the value with the best mean {metric} is better "
-            f"than the smallest value, paired by seed ({100 * (1 - alpha):g}% bootstrap CI excludes 0); (2) too large "
-            "diverges -- some value above the best has more than half of its runs diverged. Supported if both hold; "
-            "refuted if the best is the smallest value or no run above the best diverged; inconclusive otherwise.")
+            f"than the smallest value, paired by seed ({100 * (1 - alpha):g}% t-interval and paired t-test agree); "
+            "(2) too large diverges -- some value above the best has more than half of its runs diverged. Supported "
+            "if both hold; refuted if the best is the smallest value or no run above the best diverged; "
+            "inconclusive otherwise.")
     per_value = {str(r[sci]): {"runs": int(r["n"]), "diverged": int(r["diverged"]), "mean": float(r["mean"])}
                  for r in table.to_dict(orient="records")}
+    base = {"kind": "sweet_spot", "rule": rule, "per_value": per_value, "p": float("nan"), "n": 0, "ci": None,
+            "method": None, "pairs": {}}
     best_rows = table[table["best"].astype(bool)]
     if best_rows.empty:
-        return {"verdict": "inconclusive", "reason": "no value has a finite mean", "rule": rule, "per_value": per_value}
+        return {**base, "verdict": "inconclusive", "reason": "no value has a finite mean"}
     best_i = int(best_rows.index[0])
     best, smallest = table.loc[best_i, sci], table.loc[0, sci]
     above = table.iloc[best_i + 1:]
-    if best_i == 0:
-        low, low_text = "refuted", f"the smallest value {sci}={smallest} is best: nothing underfits"
-    else:
-        pair = _pair(selected, sci, best, smallest, metric, direction, alpha)
-        low, low_text = pair["verdict"], f"best {sci}={best} vs smallest {smallest}: {pair['reason']}"
     worst = max(((int(r["diverged"]) / max(int(r["n"]), 1), r[sci]) for r in above.to_dict(orient="records")),
                 default=(0.0, None), key=lambda t: t[0])
     n_div = int(above["diverged"].sum()) if len(above) else 0
@@ -273,6 +438,102 @@ def sweet_spot_verdict(selected: pd.DataFrame, sci: str, metric: str, direction:
                                         f"{worst[0]:.0%} of the runs did")
     else:
         high, high_text = "inconclusive", f"above {sci}={best}, {n_div} runs diverged, but at no value more than half"
-    outcome = ("supported" if low == high == "supported" else "refuted" if "refuted" in (low, high) else "inconclusive")
-    return {"verdict": outcome, "reason": f"too small: {low} ({low_text}); too large: {high} ({high_text})",
-            "rule": rule, "best": str(best), "underfit": low, "diverges": high, "per_value": per_value}
+    entry = {**base, "best": str(best), "diverges": high, "diverges_text": high_text}
+    if best_i > 0:
+        entry["pairs"] = {"underfit": _pair(selected, sci, best, smallest, metric, direction, alpha)}
+    else:
+        entry["underfit_text"] = f"the smallest value {sci}={smallest} is best: nothing underfits"
+    return sweet_spot_outcome(entry)
+
+
+def sweet_spot_outcome(entry: dict[str, Any]) -> dict[str, Any]:
+    """The sweet-spot verdict from its underfit pair (after any adjustment) and its divergence part."""
+    pair = entry["pairs"].get("underfit")
+    low = pair["verdict"] if pair else "refuted"
+    low_text = pair["reason"] if pair else entry["underfit_text"]
+    high = entry["diverges"]
+    entry.update(underfit=low, verdict=("supported" if low == high == "supported"
+                                        else "refuted" if "refuted" in (low, high) else "inconclusive"),
+                 reason=f"too small: {low} ({low_text}); too large: {high} ({entry['diverges_text']})")
+    if pair:
+        entry.update(p=pair["p"], p_adjusted=pair.get("p_adjusted", pair["p"]), n=pair["n"], ci=pair["ci"],
+                     method=pair["method"])
+    return entry
+
+
+def interaction_verdict(claim: dict, main: Analysis, control: Analysis) -> dict[str, Any]:
+    """(better - than) in ``main``'s setting minus the same in ``control``'s, paired by seed."""
+    hyp, sci, alpha = claim["hypothesis"], scientific_column(claim), float(claim.get("alpha", 0.05))
+    better = hyp["better"][0] if isinstance(hyp["better"], list) else hyp["better"]
+    deltas = []
+    for a in (main, control):
+        va, vb, seeds = tables.paired_by_seed(a.selected, sci, better, hyp["than"], a.metric)
+        deltas.append(dict(zip(seeds, va - vb)))
+    common = sorted(set(deltas[0]) & set(deltas[1]), key=tables.sort_key)
+    evidence = stats.paired_difference([deltas[0][s] for s in common], [deltas[1][s] for s in common],
+                                       confidence=1 - alpha)
+    out = stats.verdict(evidence, kind="interaction", metric=main.metric, direction=main.direction, alpha=alpha,
+                        a=f"{sci}={better}", b=f"{sci}={hyp['than']}")
+    out["reason"] = out["reason"].replace(" = ", f" in {main.sweep.setting} minus in {control.sweep.setting} = ", 1)
+    return out
+
+
+def units(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tested comparisons of a verdict entry: its pairs, or itself when it has a p."""
+    if entry.get("pairs"):
+        return list(entry["pairs"].values())
+    return [entry] if np.isfinite(float(entry.get("p", float("nan")))) else []
+
+
+def adjust_claim(analyses: list[Analysis], claim: dict) -> None:
+    """Claim-wide steps after every sweep is analysed, in place on each ``verdict``:
+
+    1. ``interaction``: the setting with a control gets the interaction verdict; the control
+       setting keeps its pairwise comparison as a description (``role: control``), untested.
+    2. Holm across every tested comparison of the claim (each pair of each protocol and each
+       ``also``): ``p_adjusted`` on each; a supported or refuted comparison whose adjusted p
+       is not below alpha becomes inconclusive; aggregates are recomputed.
+    3. A nuisance choice on a grid edge (``grid_edge``) makes the verdict inconclusive.
+    """
+    hyp = claim.get("hypothesis") or {}
+    alpha = float(claim.get("alpha", 0.05))
+    if hyp.get("kind") == "interaction":
+        by_key = {(a.sweep.setting, a.sweep.protocol): a for a in analyses}
+        for setting, control in (hyp.get("controls") or {}).items():
+            for a in analyses:
+                if a.sweep.setting == setting and (control, a.sweep.protocol) in by_key:
+                    keep = {k: a.verdict[k] for k in ("also", "grid_edge", "sensitivity", "diverged_runs",
+                                                      "failed_runs", "runs", "code") if k in a.verdict}
+                    described = a.verdict
+                    a.verdict = {**interaction_verdict(claim, a, by_key[(control, a.sweep.protocol)]), **keep,
+                                 "in_setting": {"verdict": described["verdict"], "reason": described["reason"]}}
+                    by_key[(control, a.sweep.protocol)].verdict["role"] = "control"
+    family = []
+    for a in analyses:
+        if a.verdict.get("role") != "control":
+            family += units(a.verdict)
+            for extra in (a.verdict.get("also") or {}).values():
+                family += units(extra)
+    for unit, adjusted in zip(family, stats.holm([u["p"] for u in family])):
+        unit["p_adjusted"] = adjusted
+        if unit["verdict"] != "inconclusive" and not adjusted < alpha:
+            unit["reason"] = (f"inconclusive after Holm over {len(family)} comparisons (p_adjusted = {adjusted:.3g}): "
+                              + unit["reason"])
+            unit["verdict"] = "inconclusive"
+    for a in analyses:
+        for entry in [a.verdict, *(a.verdict.get("also") or {}).values()]:
+            _reaggregate(entry)
+            entry.setdefault("p_adjusted", entry.get("p"))
+        if a.verdict.get("grid_edge") and a.verdict["verdict"] != "inconclusive":
+            a.verdict["reason"] = (f"inconclusive: the chosen {'; '.join(a.verdict['grid_edge'])} lies on the edge of "
+                                   f"its grid (extend the grid); unadjusted: {a.verdict['verdict']} -- "
+                                   + a.verdict["reason"])
+            a.verdict["verdict"] = "inconclusive"
+
+
+def _reaggregate(entry: dict[str, Any]) -> None:
+    """Recompute a verdict from its (adjusted) pairs, by its kind."""
+    if entry.get("kind") == "sweet_spot":
+        sweet_spot_outcome(entry)
+    elif entry.get("pairs"):
+        aggregate(entry)

@@ -30,10 +30,11 @@ log = logging.getLogger("harness.claim")
 def run_claim(cfg: DictConfig) -> Path:
     """Run, analyse and report one claim; returns the report folder."""
     from harness import store
-    from harness.claim.analyze import analyze_sweep
-    from harness.claim.report import verdicts, write_figures, write_readme, write_tables
+    from harness.claim.analyze import adjust_claim, analyze_sweep
+    from harness.claim.report import is_evidence, verdicts, write_figures, write_readme, write_tables
     from harness.claim.run import run_sweeps, stage_root
     from harness.claim.spec import resolve_scale, stages, sweeps
+    from harness.results import versions
 
     claim = resolve_scale(OmegaConf.to_container(cfg.claim, resolve=True))
     member_logger = "wandb" if cfg.member_runs_to_wandb else "none"
@@ -44,11 +45,14 @@ def run_claim(cfg: DictConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     timings = run_sweeps(before + plan, out, quiet=not cfg.progress)
-    analyses = [analyze_sweep(claim, s, out) for s in plan]
+    analyses, extensions = extend_grids(claim, plan, out, timings, quiet=not cfg.progress)
+    adjust_claim(analyses, claim)
     command = "harness-claim " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_tables(analyses, claim, out)
     figure_paths = write_figures(analyses, claim, out)
-    verdict = verdicts(analyses, claim)
+    code = {"commit": versions().get("git_commit"), "dirty": versions().get("git_dirty")}
+    verdict = verdicts(analyses, claim, code)
+    verdict["grid_extensions"] = extensions
     timings["total"] = time.perf_counter() - started
     write_readme(analyses, claim, out, command.strip(), timings, figure_paths, stage_sweeps=before)
     store.write_json_atomic(out / "verdict.json", verdict)
@@ -60,13 +64,40 @@ def run_claim(cfg: DictConfig) -> Path:
                    name=f"report-{claim['name']}-{claim.get('scale', 'full')}", group=claim["name"],
                    config={"claim": claim}, summary={f"verdict/{s}/{p}": v["verdict"]
                                                      for s, ps in verdict["settings"].items() for p, v in ps.items()})
-    print(f"\n{claim['name']}: \"{claim['statement']}\"")
+    evidence = is_evidence(claim)
+    print(f"\n{claim['name']}: \"{claim['statement']}\""
+          + ("" if evidence else f"  [scale {claim.get('scale')}: not evidence]"))
     for a in analyses:
-        print(f"  {a.sweep.setting:>10} / {a.sweep.protocol:<16} {a.verdict['verdict']:<13} {a.verdict['reason']}")
+        shown = a.verdict["verdict"] + ("" if evidence else " (not evidence)")
+        if a.verdict.get("role") == "control":
+            shown = f"control: {a.verdict['verdict']}"
+        print(f"  {a.sweep.setting:>10} / {a.sweep.protocol:<16} {shown:<13} {a.verdict['reason']}")
+        for name, pair in (a.verdict.get("pairs") or {}).items() if len(a.verdict.get("pairs") or {}) > 1 else []:
+            print(f"  {'':>10}   {name:<16} {pair['verdict']:<13} p = {pair['p']:.3g}, Holm-adjusted {pair['p_adjusted']:.3g}")
         for name, extra in (a.verdict.get("also") or {}).items():
             print(f"  {'':>10}   {name:<16} {extra['verdict']:<13} {extra['reason']}")
     print(f"report: {out.resolve()}/README.md  ({timings['total']:.0f} s)")
     return out
+
+
+def extend_grids(claim: dict, plan: list, out: Path, timings: dict, *, quiet: bool) -> tuple[list, list[str]]:
+    """Analyse every sweep; while a nuisance choice sits on a grid edge, run one more grid
+    value past that edge (in the grid's own spacing) and analyse again, at most
+    ``claim.grid_extensions`` rounds. Returns the analyses and the extension sweeps run."""
+    from harness.claim.analyze import analyze_sweep, extension_sweeps
+    from harness.claim.run import run_sweeps
+    from harness.claim.spec import GRID_EXTENSIONS
+
+    analyses = [analyze_sweep(claim, s, out) for s in plan]
+    ran = []
+    for round_ in range(1, int(claim.get("grid_extensions", GRID_EXTENSIONS)) + 1):
+        extra = [e for a in analyses if a.verdict.get("grid_edge") for e in extension_sweeps(claim, a, round_)]
+        if not extra:
+            break
+        timings.update(run_sweeps(extra, out, quiet=quiet))
+        ran += [f"{e.setting}/{e.protocol}: {e.label}" for e in extra]
+        analyses = [analyze_sweep(claim, s, out) for s in plan]
+    return analyses, ran
 
 
 @hydra.main(config_path=CONF_PATH, config_name="claim_app", version_base="1.3")

@@ -20,7 +20,9 @@ from harness.report.plots import DEFAULT_EXTENT, plot_confusion
 def _caption(a: Analysis, claim: dict) -> str:
     extra = f", target {a.sweep.target_metric} >= {a.sweep.target}" if a.sweep.measure == STEPS_TO_TARGET else ""
     return (f"{a.sweep.setting} -- {a.sweep.label}: {a.metric} ({a.direction} is better) by "
-            f"{scientific_column(claim)}; {budget_text(a.runs)}{extra}; mean and 95% bootstrap CI over seeds"
+            f"{scientific_column(claim)}; {budget_text(a.runs)}{extra}; mean and 95% t-interval over seeds"
+            + ("; missing = ok runs that never reached the target (right-censored; the verdict ranks them last)"
+               if a.sweep.measure == STEPS_TO_TARGET else "")
             + (f" at the {', '.join(k for k, v in a.sweep.nuisance.items() if len(v) > 1)} chosen on validation"
                if any(len(v) > 1 for v in a.sweep.nuisance.values()) else ""))
 
@@ -50,7 +52,8 @@ def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
 
 
 def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str, Path]:
-    """Isolation plots, an lr x scientific heatmap, best curves and a confusion matrix per setting."""
+    """Isolation plots, an lr x scientific heatmap, best curves and, per setting and scientific value, the
+    confusion matrix summed over seeds."""
     sci = scientific_column(claim)
     values = scientific_values(claim)
     numeric = all(isinstance(v, (int, float)) for v in values)
@@ -75,11 +78,10 @@ def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str,
             labels = [f"{sci}={v}" for v in picks[sci]]
             paths[f"curves_{setting}"] = figures.curves_plot(list(picks["run_dir"]), labels, out / f"curves_{setting}.png",
                                                              metric=("test/loss",), title=f"{setting}: best run per {sci} (test loss)")
-            winner = _best_run(first, best, sci)
-            result = store.read_result(winner) if winner else None
-            if result and result.get("confusion_matrix"):
-                paths[f"confusion_{setting}"] = plot_confusion(result["confusion_matrix"], out / f"confusion_{setting}.png",
-                                                               title=f"{setting}: best configuration ({Path(winner).name})")
+            for value, (matrix, seeds) in confusion_by_value(best, sci).items():
+                name = f"confusion_{setting}_{value}".replace("/", "_")
+                paths[name] = plot_confusion(matrix, out / f"{name}.png",
+                                             title=f"{setting}, {sci}={value}: summed over {seeds} seeds")
     grid = _boundary_cells(analyses, sci)
     if grid:
         rows = list(dict.fromkeys(r for r, _ in grid))
@@ -131,23 +133,51 @@ def _boundary_cells(analyses: list[Analysis], sci: str) -> dict[tuple, dict]:
     return cells
 
 
-def _best_run(a: Analysis, ok: pd.DataFrame, sci: str) -> str | None:
-    """A run (lowest seed) of the scientific value with the best mean in a table."""
-    best_rows = a.table[a.table["best"].astype(bool)] if "best" in a.table else a.table.iloc[:0]
-    if best_rows.empty:
-        return None
-    value = best_rows.iloc[0][sci]
-    runs = ok[ok[sci].astype(str) == str(value)].sort_values("seed")
-    return None if runs.empty else str(runs.iloc[0]["run_dir"])
+def confusion_by_value(ok: pd.DataFrame, sci: str) -> dict[str, tuple[list, int]]:
+    """Per scientific value: the confusion matrix summed over its chosen ok runs (every seed),
+    and how many runs it sums. Values whose runs stored no matrix are left out."""
+    import numpy as np
+
+    out = {}
+    for value, runs in ok.groupby(sci, sort=True):
+        matrices = [np.asarray(r["confusion_matrix"]) for r in map(store.read_result, runs["run_dir"])
+                    if r and r.get("confusion_matrix")]
+        if matrices and all(m.shape == matrices[0].shape for m in matrices):
+            out[tables.format_value(value)] = (np.sum(matrices, axis=0).tolist(), len(matrices))
+    return out
 
 
-def verdicts(analyses: list[Analysis], claim: dict) -> dict[str, Any]:
-    """verdict.json: per setting and protocol, the verdict, its reason, rule and counts."""
-    out: dict[str, Any] = {"claim": claim["name"], "statement": claim["statement"], "settings": {}}
+EVIDENCE_SCALES = ("full",)  # a verdict at any other scale (small, smoke) is a test of the machinery
+
+
+def is_evidence(claim: dict) -> bool:
+    """Whether a claim's verdicts are evidence: full scale only."""
+    return claim.get("scale", "full") in EVIDENCE_SCALES
+
+
+def variance_text(claim: dict) -> str:
+    """Which run-to-run variance the intervals cover."""
+    if claim.get("vary_data_seed"):
+        return "init, data order and the data set itself (data.seed varies with the seed: a new sample and split each)"
+    return "init and data order only (data.seed is fixed: one data set and one test set)"
+
+
+def verdicts(analyses: list[Analysis], claim: dict, code: dict[str, Any] | None = None) -> dict[str, Any]:
+    """verdict.json: provenance (scale, evidence, code, seeds, variance covered, the commits
+    the results were trained at), then per setting and protocol the verdict with its method,
+    ci, p, p_adjusted, n, grid_edge, reason, rule and counts."""
+    mixed = sorted({c for a in analyses for c in a.verdict.get("code", [])})
+    out: dict[str, Any] = {"claim": claim["name"], "statement": claim["statement"],
+                           "scale": claim.get("scale", "full"), "evidence": is_evidence(claim),
+                           "code": code or {}, "result_commits": mixed, "seeds": int(claim["seeds"]),
+                           "variance": variance_text(claim), "multiple_comparisons": "Holm across the claim's comparisons",
+                           "settings": {}}
     for a in analyses:
         entry = dict(a.verdict)
         entry.update(label=a.sweep.label, budget=budget_text(a.runs), seeds=int(claim["seeds"]),
                      measure=a.sweep.measure, metric=a.metric)
+        for key in ("method", "ci", "p", "p_adjusted", "n", "grid_edge"):
+            entry.setdefault(key, None if key != "grid_edge" else [])
         b = critical_batch(a.runs)
         if b is not None:
             entry["gradient_noise_scale_b_simple"] = b
@@ -156,6 +186,22 @@ def verdicts(analyses: list[Analysis], claim: dict) -> dict[str, Any]:
                                 for k, v in row.items()} for row in a.selection]
         out["settings"].setdefault(a.sweep.setting, {})[a.sweep.protocol] = entry
     return out
+
+
+def _p_text(entry: dict[str, Any]) -> str:
+    p, adjusted = entry.get("p"), entry.get("p_adjusted")
+    if p is None or p != p:
+        return ""
+    return f"{p:.3g} ({adjusted:.3g})" if adjusted is not None and adjusted == adjusted else f"{p:.3g}"
+
+
+def _code_lines(analyses: list[Analysis]) -> list[str]:
+    """Which code commits the results were trained at; a warning when a resume mixed several."""
+    commits = sorted({c for a in analyses for c in a.verdict.get("code", [])})
+    if len(commits) > 1:
+        return [f"**These results mix {len(commits)} code versions** (a resumed run reused older results): "
+                + ", ".join(f"`{c}`" for c in commits) + ".", ""]
+    return [f"Results trained at code `{commits[0]}`." if commits else "Results' code version not recorded.", ""]
 
 
 def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str, timings: dict[str, float],
@@ -193,9 +239,13 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
          else "- Nuisance hyperparameters: none (nothing is tuned)."),
         f"- Fixed: `{' '.join(claim.get('fixed', []))}`.",
         f"- Seeds: {claim['seeds']} per configuration (init and data order); "
-        f"{'fewer than 5: a smoke-size run, not evidence' if claim['seeds'] < 5 else 'spread shown as 95% bootstrap CIs'}.",
+        f"intervals cover {variance_text(claim)}; 95% t-intervals.",
+        (f"- Scale `{claim.get('scale', 'full')}`: **not evidence** -- a small run that tests the machinery, not the claim."
+         if not is_evidence(claim) else "- Scale `full`: the claim's protocol as written."),
+        "- Multiple comparisons: Holm across every comparison of the claim (adjusted p in verdict.json).",
         f"- Metric: `{claim['metric']}` ({claim.get('direction', 'higher')} is better).",
-        "- Diverged or failed runs are counted in every table and never averaged in.",
+        "- Diverged or failed runs are counted in every table and never averaged in; a nuisance setting with a "
+        "diverged seed never wins (it ranks below every setting whose seeds all finished).",
         "",
         "Settings (data and model):",
         "",
@@ -217,13 +267,22 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         "",
         "## Verdicts",
         "",
-        "| setting | protocol | verdict | reason | runs | diverged | B_simple (median) |",
-        "|---|---|---|---|---|---|---|",
+        *_code_lines(analyses),
+        "| setting | protocol | verdict | reason | p (Holm-adjusted) | runs | diverged | B_simple (median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for a in analyses:
         b = critical_batch(a.runs)
-        lines.append(f"| {a.sweep.setting} | {a.sweep.label} | **{a.verdict['verdict']}** | {a.verdict['reason']} | "
-                     f"{a.verdict['runs']} | {a.verdict['diverged_runs']} | {'' if b is None else f'{b:.3g}'} |")
+        shown = a.verdict["verdict"] + (" (not evidence)" if not is_evidence(claim) else "")
+        if a.verdict.get("role") == "control":
+            shown = f"control: {a.verdict['verdict']}"
+        lines.append(f"| {a.sweep.setting} | {a.sweep.label} | **{shown}** | {a.verdict['reason']} | "
+                     f"{_p_text(a.verdict)} | {a.verdict['runs']} | {a.verdict['diverged_runs']} | "
+                     f"{'' if b is None else f'{b:.3g}'} |")
+        if a.verdict.get("sensitivity"):
+            sens = a.verdict["sensitivity"]
+            lines.append(f"| {a.sweep.setting} | {a.sweep.label}: sensitivity, {sens['what']} | {sens['verdict']} | "
+                         f"{sens['reason']} |  |  |  |  |")
         for name, extra in (a.verdict.get("also") or {}).items():
             lines.append(f"| {a.sweep.setting} | {a.sweep.label}: {extra['statement']} | **{extra['verdict']}** | "
                          f"{extra['reason']} | {a.verdict['runs']} | {a.verdict['diverged_runs']} |  |")

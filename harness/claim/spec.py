@@ -39,6 +39,27 @@ from typing import Any
 
 from harness.errors import ConfigError
 
+# The hypothesis kinds a claim may declare (``hypothesis.kind``): the keys each needs and
+# may have, and what it tests. One registry: the analysis dispatches on it and
+# ``harness.claim.check`` validates claim files against it.
+HYPOTHESIS_KINDS: dict[str, dict[str, Any]] = {
+    "ordered": {"required": (), "optional": ("better_when",),
+                "tests": "the metric improves monotonically along the scientific axis (better_when: smaller|larger); "
+                         "Page's trend test blocked by seed, neighbouring values compared, ties reported"},
+    "pairwise": {"required": ("better", "than"), "optional": (),
+                 "tests": "each value in `better` beats `than`, paired by seed (one verdict per pair, Holm-adjusted)"},
+    "best": {"required": (), "optional": (),
+             "tests": "the value best on the validation metric is better on test than every other value"},
+    "sweet_spot": {"required": (), "optional": (),
+                   "tests": "too small a value underfits and too large a value diverges"},
+    "interaction": {"required": ("better", "than", "controls"), "optional": (),
+                    "tests": "`better`'s advantage over `than` is larger in a setting than in its control setting "
+                             "(controls: {setting: control setting}); the difference of the per-seed differences"},
+    "equivalence": {"required": ("a", "b", "margin"), "optional": ("metric",),
+                    "tests": "values `a` and `b` differ by less than `margin` (TOST, two one-sided t-tests)"},
+}
+GRID_EXTENSIONS = 2  # default for claim.grid_extensions: how often an edge choice may extend its grid
+
 REQUIRED = ("name", "statement", "source", "scientific", "settings", "protocols", "metric", "seeds")
 MEASURES = ("final", "steps_to_target")
 STAGES = "_stages"  # the setting name stages run under: <out>/runs/_stages/<stage>
@@ -123,12 +144,25 @@ def validate_claim(claim: dict) -> None:
         raise ConfigError("claim.seeds", claim["seeds"], "an integer >= 1")
     if claim.get("direction", "higher") not in ("higher", "lower"):
         raise ConfigError("claim.direction", claim.get("direction"), ("higher", "lower"))
+    validate_hypothesis(claim.get("hypothesis") or {"kind": "ordered"}, "claim.hypothesis")
+    for extra in claim.get("also") or []:
+        validate_hypothesis((extra or {}).get("hypothesis") or {}, f"claim.also.{(extra or {}).get('name')}.hypothesis")
     for name, protocol in claim["protocols"].items():
         measure = (protocol or {}).get("measure", "final")
         if measure not in MEASURES:
             raise ConfigError(f"claim.protocols.{name}.measure", measure, MEASURES)
         if measure == "steps_to_target" and (protocol or {}).get("target") is None:
             raise ConfigError(f"claim.protocols.{name}.target", None, "a metric value to reach")
+
+
+def validate_hypothesis(hypothesis: dict, key: str) -> None:
+    """A hypothesis names a kind of :data:`HYPOTHESIS_KINDS` and gives that kind's required keys."""
+    kind = hypothesis.get("kind", "ordered")
+    if kind not in HYPOTHESIS_KINDS:
+        raise ConfigError(f"{key}.kind", kind, tuple(HYPOTHESIS_KINDS))
+    for required in HYPOTHESIS_KINDS[kind]["required"]:
+        if hypothesis.get(required) in (None, "", []):
+            raise ConfigError(f"{key}.{required}", hypothesis.get(required), f"required by kind {kind}")
 
 
 def scientific_column(claim: dict) -> str:
@@ -179,6 +213,8 @@ def sweeps(claim: dict, logger: str = "none") -> list[Sweep]:
                 None if variants else f"{sci['key']}={_values(sci['values'])}",
                 *(f"{key}={_values(values)}" for key, values in nuisance.items()),
                 f"seed=range({claim['seeds']})",
+                # The data set (sample and split) drawn anew per seed: the CI then covers data variance too.
+                "data.seed=${seed}" if claim.get("vary_data_seed") else None,
                 f"logger={logger}",
                 "output.plots=false",
                 f"logger.group={claim['name']}-{setting}-{name}" if logger == "wandb" else None,

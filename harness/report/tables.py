@@ -2,7 +2,7 @@
 
 :func:`ablation_table` turns the runs of :func:`harness.store.load_results` into one row per
 setting of the chosen columns: run counts by status, the mean of a metric over the ``ok``
-runs with a bootstrap confidence interval, spread and the seeds. Diverged and failed runs
+runs with a t-interval (:func:`harness.report.stats.mean_ci`), spread and the seeds. Diverged and failed runs
 are counted and shown, never silently dropped; only their metric stays out of the mean
 (a diverged run's last value is not a measurement of the setting).
 
@@ -154,11 +154,11 @@ def ablation_table(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per combination of the ``by`` columns: counts, mean, bootstrap CI, spread.
+    """One row per combination of the ``by`` columns: counts, mean, t-interval, spread.
 
     Columns: the ``by`` columns, then ``n`` (runs), ``ok``, ``diverged``, ``failed`` (any
     status other than ok/diverged), ``missing`` (ok runs without a finite metric value),
-    ``mean``, ``ci_low``, ``ci_high`` (bootstrap CI of the mean, :func:`mean_ci`, at
+    ``mean``, ``ci_low``, ``ci_high`` (t-interval of the mean, :func:`mean_ci`, at
     ``confidence``), ``std`` (sample std, ddof=1), ``min``, ``max`` over the finite metric
     values of ``ok`` runs; ``best`` (True on the row with the best mean by ``direction``,
     the first in sort order on ties) and ``seeds`` (every run's seed, e.g. ``"0,1,2"``).
@@ -214,7 +214,7 @@ def add_metric_columns(table: pd.DataFrame, df: pd.DataFrame, columns: Sequence[
                        status_col: str = "status", confidence: float | None = None,
                        n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """``table`` with, per extra metric ``c``, columns ``c`` (mean over the ok runs of the
-    row) and ``c ci_low`` / ``c ci_high`` (bootstrap CI), e.g. the train-test gap and the
+    row) and ``c ci_low`` / ``c ci_high`` (t-interval), e.g. the train-test gap and the
     weight sparsity next to the test accuracy. The rows are matched on ``table.attrs["by"]``;
     a metric missing from ``df`` is skipped. The writers show them after the main metric."""
     by = list(table.attrs.get("by") or [])
@@ -280,6 +280,7 @@ def best_per_value(
     *,
     select_direction: str | None = None,
     require_all_ok: bool = True,
+    statistic: str = "mean",
     seed_col: str = "seed",
     status_col: str = "status",
 ) -> pd.DataFrame:
@@ -297,7 +298,9 @@ def best_per_value(
     over the settings' ``ok`` runs. With ``require_all_ok`` (default), a setting in which
     any seed diverged or failed ranks below every setting whose seeds all finished (fewest
     non-ok runs first): an edge-of-stability setting must not win on its surviving seeds.
-    Ties go to the first setting in numeric sort order.
+    Ties go to the first setting in numeric sort order. ``statistic="median"`` ranks by the
+    median instead (for a right-censored measure such as steps to a target, where ``inf``
+    marks a run that never got there: the median is finite while at most half are censored).
 
     Returns the chosen rows of ``df`` (diverged ones included, so tables count them), sorted
     by the scientific value; ``attrs["selection"]`` lists each choice with its select mean.
@@ -316,7 +319,8 @@ def best_per_value(
     status = _status(work, status_col)
     chosen, selection = [], []
     for value, labels in _groups(work, [scientific]):
-        best = _best_setting(work.loc[labels], nuisance, select_values, status, select_direction, require_all_ok)
+        best = _best_setting(work.loc[labels], nuisance, select_values, status, select_direction, require_all_ok,
+                             statistic)
         chosen.extend(best["labels"])
         selection.append({scientific: value[0], **dict(zip(nuisance, best["key"])),
                           "select_mean": best["mean"], "ok": best["ok"], "n": len(best["labels"])})
@@ -326,13 +330,18 @@ def best_per_value(
     return out
 
 
-def _best_setting(sub, nuisance, select_values, status, select_direction, require_all_ok) -> dict[str, Any]:
+def _best_setting(sub, nuisance, select_values, status, select_direction, require_all_ok,
+                  statistic="mean") -> dict[str, Any]:
     """The best nuisance setting among the runs ``sub`` of one scientific value."""
     candidates = []
     for order, (key, labels) in enumerate(_groups(sub, nuisance)):
-        finite = select_values.loc[labels].to_numpy()
-        finite = finite[np.isfinite(finite)]
-        mean = float(finite.mean()) if finite.size else math.nan
+        values = select_values.loc[labels].to_numpy()
+        if statistic == "median":
+            values = values[~np.isnan(values)]  # inf (censored) stays: it ranks last
+            mean = float(np.median(values)) if values.size else math.nan
+        else:
+            values = values[np.isfinite(values)]
+            mean = float(values.mean()) if values.size else math.nan
         not_ok = int((status.loc[labels] != OK).sum()) if require_all_ok else 0
         # Lower rank tuple is better: stable settings first, then the best mean, then order.
         score = -mean if select_direction == "higher" else mean
@@ -463,7 +472,7 @@ def default_caption(table: pd.DataFrame) -> str:
     level = 100 * float(table.attrs.get("confidence", 0.95))
     by = ", ".join(table.attrs.get("by") or [])
     return (
-        f"{metric} ({direction} is better) by {by}: mean over ok runs with {level:g}% bootstrap CI; "
+        f"{metric} ({direction} is better) by {by}: mean over ok runs with {level:g}% t-interval; "
         f"diverged and failed runs are counted, their metric excluded; best mean in bold."
     )
 

@@ -170,8 +170,14 @@ CONF_PATH = f"pkg://{CONF_PACKAGE}"
 
 # The schemas that a group's YAML files name in their defaults list (``- data_schema``).
 # They are served by hydra_plugins/harness_schema, which loads them but never lists them, so
-# they are not offered as choices in --help, tab completion or "Available options".
-GROUP_SCHEMAS: dict[str, type] = {}
+# they are not offered as choices in --help, tab completion or "Available options". A plain
+# module constant: processes that Hydra starts elsewhere (a SLURM job restores Hydra's
+# ConfigStore, not this module's state) have it as soon as they import harness.config.
+GROUP_SCHEMAS: dict[str, type] = {
+    f"{group}/{group}_schema": node
+    for group, node in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig),
+                        ("regularizer", RegularizerConfig), ("logger", LoggerConfig))
+}
 
 
 def conf_dir() -> Path:
@@ -180,16 +186,9 @@ def conf_dir() -> Path:
 
 
 def register_configs() -> None:
-    """Put the root schema into Hydra's ConfigStore and the group schemas in GROUP_SCHEMAS (idempotent)."""
+    """Put the root schema into Hydra's ConfigStore (idempotent; the group schemas are
+    GROUP_SCHEMAS, served by hydra_plugins/harness_schema)."""
     ConfigStore.instance().store(name="schema", node=Config)
-    for group, node in (
-        ("data", DataConfig),
-        ("model", ModelConfig),
-        ("optim", OptimConfig),
-        ("regularizer", RegularizerConfig),
-        ("logger", LoggerConfig),
-    ):
-        GROUP_SCHEMAS[f"{group}/{group}_schema"] = node
     OmegaConf.register_new_resolver("harness.groups", group_options, replace=True)
 
 

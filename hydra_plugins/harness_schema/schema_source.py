@@ -4,8 +4,9 @@ A YAML file of a config group names its schema in its defaults list (``- data_sc
 ``data/data_schema`` must load; stored in Hydra's ConfigStore it would also be offered as a
 choice (``data=data_schema`` in --help, tab completion and "Available options"), which is
 not a data set. This source answers only for the schemas in ``harness.config.GROUP_SCHEMAS``
-and is added to the search path only once ``harness.config.register_configs()`` has run, so
-other Hydra apps in the same environment never see it.
+and is added to the search path only in processes that imported ``harness.config`` (the
+harness's apps and the jobs they start), so other Hydra apps in the same environment never
+see it.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
 from harness.errors import ConfigError, DataError
@@ -71,7 +71,9 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
-    overrides = list(hydra_cfg.overrides.task)
+    # As typed: reading them through OmegaConf would resolve an override such as
+    # optim.lr='${oc.env:UNSET}' here, before validation can name it.
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     try:
         validate_config(cfg)
         dataset = dataset_for(cfg)
@@ -117,6 +119,7 @@ def main() -> None:
     from harness.sweep.search import register_hydra_functions
 
     hydra_errors.install()
+    hydra_errors.check_override_keys(sys.argv[1:])
     register_configs()
     register_hydra_functions()
     _hydra_main()

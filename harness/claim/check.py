@@ -20,12 +20,13 @@ Every failure is a :class:`~harness.errors.ConfigError` naming the claim key.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 from omegaconf import DictConfig
 
 from harness.claim.spec import HYPOTHESIS_KINDS, STAGE_REF, Sweep, validate_claim
-from harness.errors import ConfigError
+from harness.errors import NO_VALUE, ConfigError
 
 # Columns the analysis derives from the stored metrics (harness.claim.analyze).
 DERIVED_PREFIX = "gap/"
@@ -42,8 +43,12 @@ def check_claim(claim: dict, plan: list[Sweep], compose: Any) -> None:
     _check_hypotheses(claim)
     _check_tuned_keys(claim)
     for sweep in plan:
-        jobs = [_compose_checked(compose, sweep, overrides) for overrides in _jobs_of(sweep)]
-        _check_metrics(claim, sweep, jobs[0])
+        first = None
+        for overrides, change in _jobs_of(sweep):
+            cfg = _compose_checked(compose, claim, sweep, overrides, first if change else None, change)
+            if change is None:
+                first = cfg
+                _check_metrics(claim, sweep, cfg)
 
 
 def _check_hypotheses(claim: dict) -> None:
@@ -89,47 +94,73 @@ def _check_tuned_keys(claim: dict) -> None:
                                   "and the sweep's values would replace this one")
 
 
-def _jobs_of(sweep: Sweep) -> list[list[str]]:
-    """Overrides of enough jobs of ``sweep`` that every value of every swept key appears once:
-    the first value of each, then each further value of one key at a time (per variant)."""
+def _jobs_of(sweep: Sweep) -> list[tuple[list[str], tuple[str, Any] | None]]:
+    """Jobs of ``sweep`` such that every value of every swept key appears once: per multirun,
+    the first value of each (change None), then each further value of one key at a time, with
+    that change as ``(key, value)`` when it is a plain value (not a config group choice)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from harness.cli import CONF_DIR
+
+    groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
     parser = OverridesParser.create()
     jobs = []
     for _label, argv in sweep.commands("_"):
         # A ${stage:NAME} path exists only once the stage has run: checked by that sweep itself.
         overrides = [o for o in argv[2:] if not STAGE_REF.search(o) and not o.startswith("hydra.")]
         parsed = parser.parse_overrides(overrides)
-        choices = [[_as_text(o, v) for v in o.sweep_string_iterator()] if o.is_sweep_override()
-                   else [o.input_line] for o in parsed]
-        first = [c[0] for c in choices]
-        jobs.append(first)
-        for i, values in enumerate(choices):
-            jobs.extend(first[:i] + [value] + first[i + 1:] for value in values[1:])
+        choices = [list(zip(o.sweep_string_iterator(), o.sweep_iterator())) if o.is_sweep_override() else []
+                   for o in parsed]
+        first = [f"{o.get_key_element()}={c[0][0]}" if c else o.input_line for o, c in zip(parsed, choices)]
+        jobs.append((first, None))
+        for i, (o, values) in enumerate(zip(parsed, choices)):
+            key = o.get_key_element()
+            plain = o.key_or_group not in groups and not o.is_add() and not o.is_delete()
+            for text, value in values[1:]:
+                jobs.append((first[:i] + [f"{key}={text}"] + first[i + 1:], (key, value) if plain else ("", None)))
     return jobs
 
 
-def _as_text(override, value: str) -> str:
-    return f"{override.get_key_element()}={value}"
+def _compose_checked(compose: Any, claim: dict, sweep: Sweep, overrides: list[str], first: DictConfig | None,
+                     change: tuple[str, Any] | None) -> DictConfig:
+    """One job's config, composed (or, for one plain value changed from the sweep's first job,
+    that job's config with the value assigned, typed by the schema as composing would) and
+    validated; errors name the setting and the job."""
+    import copy
 
-
-def _compose_checked(compose: Any, sweep: Sweep, overrides: list[str]) -> DictConfig:
-    """One job's config, composed and validated; errors name the sweep and the job."""
     from hydra.errors import HydraException
+    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from harness.hydra_errors import one_line
     from harness.validate import validate_config
 
-    where = f"claim.settings.{sweep.setting} (protocol {sweep.protocol})"
     try:
-        cfg = compose(overrides)
+        if first is not None and change and change[0]:
+            cfg = copy.deepcopy(first)
+            OmegaConf.update(cfg, change[0], change[1], merge=False)
+        else:
+            cfg = compose(overrides)
         validate_config(cfg)
     except ConfigError as exc:
-        raise ConfigError(where, " ".join(overrides), f"overrides that harness-train accepts ({exc})") from None
+        where = _source_of(claim, sweep, exc.key)
+        raise ConfigError(f"{where}: {exc.key}", exc.value, f"{exc.allowed} (setting {sweep.setting}, "
+                          f"protocol {sweep.protocol})") from None
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(where, " ".join(overrides), f"overrides that harness-train accepts ({one_line(exc)})") from None
+        raise ConfigError(f"claim.settings.{sweep.setting}", NO_VALUE, f"overrides harness-train accepts "
+                          f"(protocol {sweep.protocol}): {one_line(exc)}") from None
     return cfg
+
+
+def _source_of(claim: dict, sweep: Sweep, key: str) -> str:
+    """The part of the claim whose override sets ``key`` for ``sweep`` (the last one wins, as in
+    Hydra); the setting if none names it."""
+    protocol = claim["protocols"][sweep.protocol] or {} if sweep.protocol in claim["protocols"] else {}
+    sources = [("claim.fixed", claim.get("fixed") or []),
+               (f"claim.settings.{sweep.setting}", claim["settings"].get(sweep.setting) or []),
+               (f"claim.protocols.{sweep.protocol}.overrides", protocol.get("overrides") or [])]
+    named = [where for where, overrides in sources if any(_override_key(str(o)) == key for o in overrides)]
+    return named[-1] if named else f"claim.settings.{sweep.setting}"
 
 
 def expected_metrics(cfg: DictConfig) -> set[str]:

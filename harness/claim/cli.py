@@ -31,6 +31,7 @@ def run_claim(cfg: DictConfig) -> Path:
     """Run, analyse and report one claim; returns the report folder."""
     from harness import store
     from harness.claim.analyze import analyze_sweep
+    from harness.claim.check import check_claim, hydra_compose
     from harness.claim.report import verdicts, write_figures, write_readme, write_tables
     from harness.claim.run import run_sweeps, stage_root
     from harness.claim.spec import resolve_scale, stages, sweeps
@@ -41,7 +42,8 @@ def run_claim(cfg: DictConfig) -> Path:
     root = str(stage_root(out))
     before = [s.with_root(root) for s in stages(claim, logger=member_logger)]
     plan = [s.with_root(root) for s in sweeps(claim, logger=member_logger)]
-    out.mkdir(parents=True, exist_ok=True)
+    check_claim(claim, before + plan, hydra_compose)  # the whole file, before anything is written
+    _make_folder(out)
     started = time.perf_counter()
     timings = run_sweeps(before + plan, out, quiet=not cfg.progress)
     analyses = [analyze_sweep(claim, s, out) for s in plan]
@@ -67,6 +69,15 @@ def run_claim(cfg: DictConfig) -> Path:
             print(f"  {'':>10}   {name:<16} {extra['verdict']:<13} {extra['reason']}")
     print(f"report: {out.resolve()}/README.md  ({timings['total']:.0f} s)")
     return out
+
+
+def _make_folder(out: Path) -> None:
+    """The report folder, or a ConfigError naming ``out`` if it cannot be made (nothing else
+    has been written by then)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("out", str(out.parent), f"a folder the report can be written to ({exc.strerror or exc})") from None
 
 
 @hydra.main(config_path=CONF_DIR, config_name="claim_app", version_base="1.3")

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config import register_configs
 from harness.errors import ConfigError, DataError
-from harness.hydra_errors import EXIT_CONFIG_ERROR
+from harness.hydra_errors import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("harness")
@@ -122,7 +122,20 @@ def main() -> None:
     hydra_errors.check_override_keys(sys.argv[1:])
     register_configs()
     register_hydra_functions()
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        interrupted()
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line and exit status 130 (128 + SIGINT), no traceback. Every record is
+    written whole (a temp file renamed), so what is stored is complete."""
+    print("interrupted: the results stored so far are complete; rerun the same command to continue "
+          "(finished jobs are skipped)", file=sys.stderr)
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 
 EXIT_CONFIG_ERROR = 2
 EXIT_STORAGE_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 # Errors of the place results go (full, read-only, not permitted, over quota, not a folder).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR, errno.EFBIG}
 

@@ -61,9 +61,9 @@ def _check_hypotheses(claim: dict) -> None:
             continue
         if not isinstance(hypothesis, dict):
             raise ConfigError(key, hypothesis, "a mapping with a 'kind' (one of " + ", ".join(HYPOTHESIS_KINDS) + ")")
-        kind = hypothesis.get("kind", HYPOTHESIS_KINDS[0])
+        kind = hypothesis.get("kind", next(iter(HYPOTHESIS_KINDS)))  # the first kind is the default
         if kind not in HYPOTHESIS_KINDS:
-            raise ConfigError(f"{key}.kind", kind, HYPOTHESIS_KINDS)
+            raise ConfigError(f"{key}.kind", kind, tuple(HYPOTHESIS_KINDS))
 
 
 def _override_key(override: str) -> str:

@@ -62,9 +62,6 @@ GRID_EXTENSIONS = 2  # default for claim.grid_extensions: how often an edge choi
 
 REQUIRED = ("name", "statement", "source", "scientific", "settings", "protocols", "metric", "seeds")
 MEASURES = ("final", "steps_to_target")
-# Every hypothesis kind the analysis (harness.claim.analyze.claim_verdict) applies, the
-# default first; a new kind joins here and claim files may name it.
-HYPOTHESIS_KINDS = ("ordered", "pairwise", "best", "sweet_spot")
 STAGES = "_stages"  # the setting name stages run under: <out>/runs/_stages/<stage>
 STAGE_REF = re.compile(r"\$\{stage:([A-Za-z0-9_]+)\}")
 

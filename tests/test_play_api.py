@@ -56,7 +56,7 @@ def _field(encoded: str, resolution: int) -> np.ndarray:
 
 
 def test_session_start_step_snapshot(client, session):
-    assert session["problem"] == "classification" and session["groups"] == 1 and session["loss"] == "cross_entropy"
+    assert session["problem"] == "classification" and session["groups"] == 1 and session["loss"] == "tanh_squared"  # experiment=playground: its loss
     assert [m["seed"] for m in session["members"]] == [0, 1, 2]
     assert len(session["points"]["train"]) == 250 and len(session["points"]["test"]) == 250
     assert session["query"]["hidden"] == "3" and session["settings"]["lr"] == 0.1

@@ -20,11 +20,11 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from harness.config import CONF_PATH, conf_dir, register_configs
 from harness.errors import ConfigError, DataError
-from harness.hydra_errors import EXIT_CONFIG_ERROR
+from harness.hydra_errors import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED
 
 CONF_DIR = str(conf_dir())  # kept for callers that import it from here
 log = logging.getLogger("harness")
@@ -76,7 +76,9 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
-    overrides = list(hydra_cfg.overrides.task)
+    # As typed: reading them through OmegaConf would resolve an override such as
+    # optim.lr='${oc.env:UNSET}' here, before validation can name it.
+    overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     try:
         validate_config(cfg)
         dataset = dataset_for(cfg)
@@ -136,9 +138,23 @@ def main() -> None:
     from harness.sweep.search import register_hydra_functions
 
     hydra_errors.install()
+    hydra_errors.check_override_keys(sys.argv[1:])
     register_configs()
     register_hydra_functions()
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        interrupted()
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line and exit status 130 (128 + SIGINT), no traceback. Every record is
+    written whole (a temp file renamed), so what is stored is complete."""
+    print("interrupted: the results stored so far are complete; rerun the same command to continue "
+          "(finished jobs are skipped)", file=sys.stderr)
+    raise SystemExit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

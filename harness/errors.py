@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 
+NO_VALUE = object()  # a ConfigError about a key as such (``~train``), not about a value of it
+
+
 class ConfigError(ValueError):
     """A config value that is not allowed: names the key, the value and what is allowed."""
 
@@ -12,7 +15,8 @@ class ConfigError(ValueError):
         if not isinstance(allowed, str):
             allowed = "one of " + ", ".join(str(a) for a in allowed)
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+        shown = key if value is NO_VALUE else f"{key}={value!r}"
+        super().__init__(f"{shown} is not allowed: {allowed}")
 
 
 class DataError(ValueError):

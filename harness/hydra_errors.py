@@ -17,6 +17,7 @@ from typing import Any
 
 EXIT_CONFIG_ERROR = 2
 EXIT_STORAGE_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 # Errors of the place results go (full, read-only, not permitted, over quota, not a folder).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR, errno.EFBIG}
 
@@ -25,6 +26,9 @@ def one_line(ex: BaseException) -> str:
     """A composition error as ``key=value is not allowed: what is allowed``."""
     from omegaconf.errors import OmegaConfBaseException
 
+    own = _harness_error(ex)
+    if own is not None:  # the harness's own check, wrapped by Hydra (a launcher option): as it is
+        return str(own)
     text = str(ex)
     missing = re.search(r"Could not (?:find|load) '([^']+)'", text)
     if missing and "/" in missing.group(1):
@@ -60,6 +64,29 @@ def one_line(ex: BaseException) -> str:
                 + (f" (in config file '{where.group(1)}')" if where else ""))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " -- ".join(lines) if lines else type(ex).__name__
+
+
+def _harness_error(ex: BaseException) -> BaseException | None:
+    """A :class:`~harness.errors.ConfigError` anywhere in ``ex``'s chain of causes, or None."""
+    from harness.errors import ConfigError
+
+    seen: set[int] = set()
+    while ex is not None and id(ex) not in seen:
+        if isinstance(ex, ConfigError):
+            return ex
+        seen.add(id(ex))
+        ex = ex.__cause__ or ex.__context__
+    return None
+
+
+def check_override_keys(args: list[str]) -> None:
+    """An override with nothing before ``=`` (``harness-train =0.1``) is refused in one line,
+    exit 2; Hydra would take it for a config group named '' and fail with a traceback."""
+    for arg in args:
+        if not arg.startswith("-") and "=" in arg and not arg.split("=", 1)[0].lstrip("+~"):
+            print(f"error: {arg!r} could not be parsed: an override needs a key before '=' (key=value)",
+                  file=sys.stderr)
+            sys.exit(EXIT_CONFIG_ERROR)
 
 
 def yaml_line(ex: BaseException) -> str:

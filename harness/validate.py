@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from harness.errors import ConfigError
+from harness.errors import NO_VALUE, ConfigError
 from harness.train.loop import ORDERS, PARTIAL_BATCHES
 from harness.train.objective import LOSSES
 from harness.train.optim import OPTIMIZERS, SCHEDULES
@@ -21,6 +21,8 @@ from harness.train.optim import OPTIMIZERS, SCHEDULES
 REGULARIZERS = ("none", "l1", "l2")
 LOGGERS = ("wandb", "none")
 MAX_STEPS = 2**31 - 1  # step counters are int32 inside the compiled program
+MAX_SEED = 2**31 - 1  # seeds enter the program as int32 arrays (one per member) for PRNGKey
+SEED_KEYS = ("seed", "train.order_seed")
 
 
 def _number(key: str, value: Any, *, low: float | None = None, high: float | None = None,
@@ -57,6 +59,10 @@ def _known_keys(cfg: DictConfig) -> None:
 
     def check(node: Any, cls: type, prefix: str) -> None:
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields:  # only ``~key`` removes a schema key
+            if isinstance(node, DictConfig) and name not in node.keys():
+                raise ConfigError(f"~{prefix}{name}", NO_VALUE, f"removing a key of the schema ({prefix}{name} "
+                                  "must stay; set its values instead)")
         for key in node.keys() if isinstance(node, DictConfig) else ():
             if key not in fields:
                 raise ConfigError(f"{prefix}{key}", node.get(key), "a key of " + (prefix.rstrip(".") or "the config")
@@ -68,11 +74,49 @@ def _known_keys(cfg: DictConfig) -> None:
     check(cfg, schema.Config, "")
 
 
+def _resolve_all(node: Any, prefix: str = "") -> None:
+    """Read every value once, so that interpolations (``${oc.env:HOME}``, ``${now:}``) resolve
+    and are typed against the schema here, as one ConfigError, not later inside training."""
+    from omegaconf import ListConfig
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    keys = range(len(node)) if isinstance(node, ListConfig) else list(node.keys())
+    for key in keys:
+        full = f"{prefix}[{key}]" if isinstance(node, ListConfig) else f"{prefix}{'.' if prefix else ''}{key}"
+        try:
+            value = node[key]
+        except MissingMandatoryValue:  # '???': the checks that follow say what to set
+            continue
+        except OmegaConfBaseException as exc:
+            raw = node._get_node(key)._value()  # the text as written, e.g. '${oc.env:UNSET}'
+            reason = " ".join(str(getattr(exc, "msg", None) or exc).split("\n")[0].split())
+            raise ConfigError(full, raw, f"a value that resolves to the key's type ({reason})") from None
+        if isinstance(value, (DictConfig, ListConfig)):
+            _resolve_all(value, full)
+
+
+def _seed(key: str, value: Any, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(key, value, f"an integer in 0..{MAX_SEED} (seeds are int32 inside the program)")
+
+
+def _params_file(path: Any) -> None:
+    """``train.init_from``: null, or a readable params.npz of arrays (checked by reading it)."""
+    if path is None:
+        return
+    from harness.train.transfer import load_params
+
+    load_params(str(path))
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check every value that can be checked without generating data."""
     from harness.data import validate_data_config
     from harness.models import validate_model_config
 
+    _resolve_all(cfg)
     _known_keys(cfg)
     o = cfg.optim
     _choice("optim.name", o.name, OPTIMIZERS)
@@ -107,10 +151,9 @@ def validate_config(cfg: DictConfig) -> None:
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
         raise ConfigError("train.checkpoint_every", every, "null or 0 (off), or an integer >= 1 (epochs between checkpoints)")
     _choice("train.freeze", t.freeze, ("none", "features"))
-    if t.init_from is not None and not os.path.isfile(str(t.init_from)):
-        raise ConfigError("train.init_from", t.init_from, "null or a params.npz written with output.save_params=true (no such file)")
-    _count("seed", cfg.seed, minimum=0)
-    _count("train.order_seed", t.order_seed, minimum=0, optional=True)
+    _params_file(t.init_from)
+    _seed("seed", cfg.seed)
+    _seed("train.order_seed", t.order_seed, optional=True)
     _count("data.seed", cfg.data.seed, minimum=0)
 
     _choice("logger.name", cfg.logger.name, LOGGERS)
@@ -118,7 +161,7 @@ def validate_config(cfg: DictConfig) -> None:
         _choice("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
     _count("output.boundary_resolution", cfg.output.boundary_resolution, minimum=2)
 
-    validate_data_config(cfg.data)
+    _data_fits_in_memory(validate_data_config(cfg.data))
     validate_model_config(cfg.model)
 
 
@@ -156,26 +199,73 @@ def _optimized_metric(cfg: DictConfig, dataset) -> None:
         raise ConfigError("optimized_metric", key, "null or a metric these runs store: " + ", ".join(sorted(names)))
 
 
+SEQUENCE_SETS = ("adding", "copy", "sentiment")  # data.length applies
 WIDTH_KEYS = {"fnn": "model.hidden", "cnn": "model.channels", "rnn": "model.units"}
-_MEMBER_BYTES: dict[str, int] = {}
+_MEMBER_BYTES: dict[str, tuple[int, int]] = {}
+
+
+def _data_fits_in_memory(data) -> None:
+    """Generating the data set must fit in host memory (checked before any is generated)."""
+    from harness.data import generated_bytes
+    from harness.sweep.chunking import host_available_bytes
+
+    need = generated_bytes(data)
+    free = host_available_bytes()
+    if need is None or need <= free:
+        return
+    candidates = ["data.num_samples"] + (["data.length"] if data.name in SEQUENCE_SETS else [])
+    key = _grown_most({"data.num_samples": data.num_samples, "data.length": data.length}, candidates)
+    raise ConfigError(key, getattr(data, key.split(".")[1]),
+                      f"a data set that fits in memory (generating it needs about {need / 2**30:.1f} GiB, "
+                      f"{free / 2**30:.1f} GiB is free)")
+
+
+# Schema defaults that a size is measured against when the memory check names the key that
+# grew, and how the memory grows with it (the grid's points grow with the square of its side).
+_GROWN_FROM = {"data.num_samples": (500, 1), "data.length": (50, 1), "output.boundary_resolution": (50, 2),
+               "model.hidden": (8, 1), "model.channels": (25, 1), "model.units": (64, 1)}
+
+
+def _grown_most(values: dict[str, Any], keys: list[str]) -> str:
+    """The key among ``keys`` that multiplied the memory most from its schema default (a list
+    counts by its largest entry): the one to blame when memory runs out."""
+    def growth(key: str) -> float:
+        value = values.get(key)
+        value = max(value, default=0) if isinstance(value, (list, tuple)) else (value or 0)
+        default, power = _GROWN_FROM[key]
+        return (float(value) / default) ** power
+
+    return max(keys, key=growth)
 
 
 def _fits_in_memory(cfg: DictConfig, dataset) -> None:
-    """One member must fit in memory (absurd widths fail here, not in an out-of-memory crash)."""
+    """One member must fit in memory: its model (absurd widths or sequence lengths) and its
+    decision-boundary grid (``output.boundary_resolution``) fail here, not in an out-of-memory
+    crash. The message names the key that grew most."""
     import json
 
     from omegaconf import OmegaConf
 
-    from harness.sweep.chunking import available_bytes, member_bytes
+    from harness.sweep.chunking import available_bytes, boundary_bytes, member_bytes
 
     key = json.dumps([OmegaConf.to_container(cfg.model, resolve=True), int(cfg.train.batch_size), str(cfg.train.loss),
-                      dataset.name, list(dataset.input_shape), dataset.sizes], sort_keys=True, default=str)
-    if key not in _MEMBER_BYTES:
-        _MEMBER_BYTES[key] = member_bytes(cfg, dataset)
-    need, free = _MEMBER_BYTES[key], available_bytes()
-    if need > free:
-        name = WIDTH_KEYS.get(str(cfg.model.family), "model.hidden")
-        value = OmegaConf.select(cfg, name)
-        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-        raise ConfigError(name, value, f"sizes whose model fits in memory (one run needs about "
-                          f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free)")
+                      dataset.name, list(dataset.input_shape), dataset.sizes, int(cfg.output.boundary_resolution)],
+                     sort_keys=True, default=str)
+    if key not in _MEMBER_BYTES:  # the grid is evaluated in the program whether or not plots are drawn
+        _MEMBER_BYTES[key] = (member_bytes(cfg, dataset), boundary_bytes(cfg, dataset))
+    model, grid = _MEMBER_BYTES[key]
+    need, free = model + grid, available_bytes()
+    if need <= free:
+        return
+    names = [WIDTH_KEYS.get(str(cfg.model.family), "model.hidden")]
+    if dataset.layout in ("sequence", "tokens") and "length" in cfg.data:
+        names.append("data.length")
+    if grid:
+        names.append("output.boundary_resolution")
+    values = {n: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v
+              for n in names for v in [OmegaConf.select(cfg, n)]}
+    name = _grown_most(values, names)
+    value = OmegaConf.select(cfg, name)
+    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    raise ConfigError(name, value, f"sizes that fit in memory (one run needs about "
+                      f"{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB is free)")

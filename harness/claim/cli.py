@@ -31,6 +31,7 @@ def run_claim(cfg: DictConfig) -> Path:
     """Run, analyse and report one claim; returns the report folder."""
     from harness import store
     from harness.claim.analyze import adjust_claim, analyze_sweep
+    from harness.claim.check import check_claim, hydra_compose
     from harness.claim.report import is_evidence, verdicts, write_figures, write_readme, write_tables
     from harness.claim.run import run_sweeps, stage_root
     from harness.claim.spec import resolve_scale, stages, sweeps
@@ -42,7 +43,8 @@ def run_claim(cfg: DictConfig) -> Path:
     root = str(stage_root(out))
     before = [s.with_root(root) for s in stages(claim, logger=member_logger)]
     plan = [s.with_root(root) for s in sweeps(claim, logger=member_logger)]
-    out.mkdir(parents=True, exist_ok=True)
+    check_claim(claim, before + plan, hydra_compose)  # the whole file, before anything is written
+    _make_folder(out)
     started = time.perf_counter()
     timings = run_sweeps(before + plan, out, quiet=not cfg.progress)
     analyses, extensions = extend_grids(claim, plan, out, timings, quiet=not cfg.progress)
@@ -98,6 +100,15 @@ def extend_grids(claim: dict, plan: list, out: Path, timings: dict, *, quiet: bo
         ran += [f"{e.setting}/{e.protocol}: {e.label}" for e in extra]
         analyses = [analyze_sweep(claim, s, out) for s in plan]
     return analyses, ran
+
+
+def _make_folder(out: Path) -> None:
+    """The report folder, or a ConfigError naming ``out`` if it cannot be made (nothing else
+    has been written by then)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("out", str(out.parent), f"a folder the report can be written to ({exc.strerror or exc})") from None
 
 
 @hydra.main(config_path=CONF_PATH, config_name="claim_app", version_base="1.3")

@@ -39,6 +39,7 @@ __all__ = [
     "Dataset",
     "load_dataset",
     "validate_data_config",
+    "generated_bytes",
     "feature_map",
 ]
 
@@ -207,6 +208,31 @@ def validate_data_config(cfg: Any) -> SimpleNamespace:
                 f"a fraction leaving at least one of the {n} examples in train and in test",
             )
     return c
+
+
+# Peak bytes per example (per time step for sequences) of the arrays each generator allocates,
+# read off the loaders: adding holds two float64 [n, T] arrays and x float32 [n, T, 2]; copy
+# int32 inputs and targets and a one-hot float32 x of 10 per step; sentiment int64 kinds and
+# int32 tokens for at least 256 candidate rows; the Playground sets float64 points and
+# features plus float32 copies; MNIST-1D float64 signals of 40 positions with templates.
+_BYTES_PER_STEP = {"adding": 24, "copy": 48, "sentiment": 12}
+_SEQUENCE_EXTRA_STEPS = {"copy": 2 * sequences.COPY_SYMBOLS}
+_MNIST1D_BYTES = 40 * 8 * 8
+
+
+def generated_bytes(c: SimpleNamespace) -> int | None:
+    """Estimated peak bytes of generating the data set ``c`` names (a validated namespace),
+    before any is generated; None where the size is fixed and small (digits) or read from
+    files (checked once loaded)."""
+    n = _default_size(c)
+    if c.name in _BYTES_PER_STEP:
+        rows = max(256, n) if c.name == "sentiment" else n
+        return rows * (int(c.length) + _SEQUENCE_EXTRA_STEPS.get(c.name, 0)) * _BYTES_PER_STEP[c.name]
+    if c.name in playground.PLAYGROUND_SETS:
+        return n * (2 + len(c.features)) * (8 + 4)
+    if c.name == "mnist1d" and c.num_samples is not None:  # its default size is small
+        return c.num_samples * _MNIST1D_BYTES
+    return None
 
 
 def _validate_classes(c: SimpleNamespace, spec: Spec) -> None:

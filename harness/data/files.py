@@ -125,6 +125,27 @@ def _as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
     return y.astype(np.int32)
 
 
+def check_as_data(path: Path, features: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> None:
+    """What a classification data set must be, checked on the arrays: no empty split, finite
+    features, labels that are class indices 0..K-1 with K no more than the examples (one
+    stray label of 10^9 would otherwise make a 10^9-way output layer), at least two classes.
+    Each failure is a DataError naming the file and what is wrong."""
+    for name, x in features.items():
+        if len(x) == 0:
+            raise DataError(f"{path} {name}: no examples (the split is empty)")
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise DataError(f"{path} {name}: {bad} feature values are NaN or infinite (features must be finite)")
+    n = sum(len(y) for y in labels.values())
+    for name, y in labels.items():
+        if int(y.max()) >= n:
+            raise DataError(f"{path} {name}: label {int(y.max())} is out of range (labels are class indices "
+                            f"0..K-1 with K at most the {n} examples)")
+    classes = np.unique(np.concatenate(list(labels.values())))
+    if len(classes) < 2:
+        raise DataError(f"{path}: every label is {int(classes[0])}, a single class (classification needs at least two)")
+
+
 def load_files(cfg) -> Dataset:
     """Images and labels from ``data.path`` (an IDX folder or an .npz file)."""
     if not cfg.path:
@@ -143,8 +164,8 @@ def load_files(cfg) -> Dataset:
         raise DataError(f"{path}: train images {x_train.shape[1:]} and test images {x_test.shape[1:]} differ")
     y_train = _as_labels(raw["y_train"], len(x_train), f"{path} y_train")
     y_test = _as_labels(raw["y_test"], len(x_test), f"{path} y_test")
-    labels = np.concatenate([y_train, y_test])
-    num_classes = int(labels.max()) + 1 if labels.size else 0
+    check_as_data(path, {"x_train": x_train, "x_test": x_test}, {"y_train": y_train, "y_test": y_test})
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
     return Dataset(
         name="files",
         task="classification",

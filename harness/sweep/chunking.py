@@ -18,9 +18,8 @@ BYTES = 4  # float32
 PARAM_COPIES = 8
 
 
-def member_bytes(cfg, dataset: Dataset) -> int:
-    """Estimated peak bytes of one member: parameter copies plus activations of the largest
-    forward pass (an evaluation chunk or a training batch, with its backward pass)."""
+def _sizes(cfg, dataset: Dataset) -> tuple[int, int]:
+    """(parameters, activations per example of one forward pass) of a member's model."""
     from harness.models import build_model
 
     loss = resolve_loss(str(cfg.train.loss), dataset.task)
@@ -42,9 +41,26 @@ def member_bytes(cfg, dataset: Dataset) -> int:
     params, state = jax.eval_shape(init_and_capture, jax.random.PRNGKey(0))
     n_params = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
     per_example = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(state))
+    return n_params, per_example
+
+
+def member_bytes(cfg, dataset: Dataset) -> int:
+    """Estimated peak bytes of one member: parameter copies plus activations of the largest
+    forward pass (an evaluation chunk or a training batch, with its backward pass)."""
+    n_params, per_example = _sizes(cfg, dataset)
     n_eval = min(EVAL_CHUNK, sum(dataset.sizes.values()))
     activations = per_example * max(n_eval, 3 * int(cfg.train.batch_size))
     return BYTES * (PARAM_COPIES * n_params + activations + int(cfg.train.batch_size) * math.prod(dataset.input_shape))
+
+
+def boundary_bytes(cfg, dataset: Dataset) -> int:
+    """Estimated bytes of the decision-boundary grid (2-D Playground data only): its
+    ``resolution``² input points and one forward pass over all of them, in one piece."""
+    if dataset.input_extent is None or not dataset.feature_names:
+        return 0
+    points = int(cfg.output.boundary_resolution) ** 2
+    _, per_example = _sizes(cfg, dataset)
+    return BYTES * points * (len(dataset.feature_names) + per_example)
 
 
 def available_bytes() -> int:
@@ -53,6 +69,11 @@ def available_bytes() -> int:
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    return host_available_bytes()
+
+
+def host_available_bytes() -> int:
+    """Available host memory (where data sets are generated)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:

@@ -70,8 +70,12 @@ def _serve(tasks: "mp.Queue", done: "mp.Queue", parent: int | None = None) -> No
     """Writer process main loop: run tasks until the ``None`` sentinel, or until the sweep
     process is gone (killed: a rerun writes what is left, so an orphan must not race it)."""
     import os
+    import signal
 
     _die_with_parent()
+    # Ctrl-C reaches the whole process group: the sweep process answers it (one line, exit
+    # 130); this one stops with it, without a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.simplefilter("default")
     while True:
         if parent is not None and os.getppid() != parent:

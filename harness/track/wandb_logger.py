@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -265,6 +266,10 @@ def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_i
     """
     import wandb
 
+    # wandb logs to debug.log files through Python's logging; when a write fails (a full
+    # disk) logging prints "--- Logging error ---" and a traceback per record to stderr
+    # (hundreds of lines per run). The failure is reported once as a TrackingWarning instead.
+    logging.raiseExceptions = False
     folder = _writable_dir(_wandb_dir(logger_cfg, wandb_dir))
     mode = resolve_mode(logger_cfg)
     identity = identity or {}

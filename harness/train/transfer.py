@@ -13,6 +13,7 @@ is a static setting (one compile group per file), and ``train(hparams, key, data
 from __future__ import annotations
 
 import os
+import zipfile
 from typing import Any
 
 import jax
@@ -31,8 +32,16 @@ def load_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError("train.init_from", path, "a params.npz written with output.save_params=true (no such file)")
-    with np.load(path, allow_pickle=False) as npz:
-        return {k: np.asarray(npz[k]) for k in npz.files}
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array, not an archive
+            raise ValueError("a single array")
+        with loaded:
+            return {k: np.asarray(loaded[k]) for k in loaded.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # numpy's own message advises allow_pickle=True: unsafe advice, never shown to a user
+        raise ConfigError("train.init_from", path, "a params.npz written with output.save_params=true "
+                          f"(this file is not an .npz archive of arrays: {type(exc).__name__})") from None
 
 
 def head_module(params: Any) -> str:

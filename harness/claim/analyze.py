@@ -34,7 +34,7 @@ import pandas as pd
 
 from harness import store
 from harness.claim.run import sweep_dir
-from harness.claim.spec import Sweep, scientific_column
+from harness.claim.spec import Sweep, scientific_column, scored_as
 from harness.report import stats, tables
 
 STEPS_TO_TARGET = "steps_to_target"
@@ -113,8 +113,7 @@ def mark_loss_above_initial(runs: pd.DataFrame, metric: str = "train/loss") -> p
 
 def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     """Table and verdict of one (setting, protocol) sweep (before the claim-wide Holm step)."""
-    # A setting may score by its own metric (regression sets by MSE): setting_metrics.<setting>.
-    claim = {**claim, **((claim.get("setting_metrics") or {}).get(sweep.setting) or {})}
+    claim = scored_as(claim, sweep.setting)
     runs = load_sweep(claim, sweep, out_dir)
     if runs.empty:
         raise RuntimeError(f"no results under {sweep_dir(out_dir, sweep)}: run the sweep first")

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig
 
-from harness.claim.spec import HYPOTHESIS_KINDS, STAGE_REF, Sweep, validate_claim
+from harness.claim.spec import HYPOTHESIS_KINDS, STAGE_REF, Sweep, scored_as, validate_claim
 from harness.errors import NO_VALUE, ConfigError
 
 # Columns the analysis derives from the stored metrics (harness.claim.analyze).
@@ -106,8 +106,10 @@ def _jobs_of(sweep: Sweep) -> list[tuple[list[str], tuple[str, Any] | None]]:
     parser = OverridesParser.create()
     jobs = []
     for _label, argv in sweep.commands("_"):
-        # A ${stage:NAME} path exists only once the stage has run: checked by that sweep itself.
-        overrides = [o for o in argv[2:] if not STAGE_REF.search(o) and not o.startswith("hydra.")]
+        # A ${stage:NAME} path (substituted into the stage root by Sweep.with_root) exists only
+        # once the stage has run: checked by that sweep itself.
+        overrides = [o for o in argv[2:] if not o.startswith("hydra.") and not STAGE_REF.search(o)
+                     and not (sweep.stage_root and sweep.stage_root in o)]
         parsed = parser.parse_overrides(overrides)
         choices = [list(zip(o.sweep_string_iterator(), o.sweep_iterator())) if o.is_sweep_override() else []
                    for o in parsed]
@@ -196,7 +198,7 @@ def _named_metrics(claim: dict, sweep: Sweep) -> Iterable[tuple[str, Any]]:
 def _check_metrics(claim: dict, sweep: Sweep, cfg: DictConfig) -> None:
     """Every metric the claim names is one this sweep's runs will produce."""
     known = expected_metrics(cfg)
-    for key, name in _named_metrics(claim, sweep):
+    for key, name in _named_metrics(scored_as(claim, sweep.setting), sweep):
         if name not in known:
             raise ConfigError(key, name, f"a metric the runs of setting {sweep.setting} produce: "
                               + ", ".join(sorted(known)))

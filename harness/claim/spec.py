@@ -177,6 +177,12 @@ def scientific_values(claim: dict) -> list:
     return list(values) if isinstance(values, dict) else list(values)
 
 
+def scored_as(claim: dict, setting: str) -> dict:
+    """The claim as one setting is scored: ``setting_metrics.<setting>`` (its own metric,
+    select_metric, direction; regression sets by MSE) over the claim's own."""
+    return {**claim, **((claim.get("setting_metrics") or {}).get(setting) or {})}
+
+
 def stages(claim: dict, logger: str = "none") -> list[Sweep]:
     """The claim's stages, in file order: multiruns over the seeds, one folder per seed."""
     out = []

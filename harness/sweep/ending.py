@@ -79,16 +79,19 @@ def show(sweep_dir: str | Path, run_dirs: Sequence[str | Path], overrides: Seque
     from harness import store
 
     run_dirs = [str(Path(d)) for d in run_dirs]
-    df = store.load_results(sweep_dir)
-    df = df[df["run_dir"].isin(run_dirs)].copy() if not df.empty else df
-    log.info(f"sweep folder: {Path(sweep_dir).absolute()} ({len(df)} results)")
-    if df.empty:
-        return
-    log.info(f"backend: {backend_text(store.read_result(df['run_dir'].iloc[0]))}")
+    stored = [d for d in run_dirs if (Path(d) / store.RESULT_FILE).is_file()]
+    log.info(f"sweep folder: {Path(sweep_dir).absolute()} ({len(stored)} results)")
+    if not stored:
+        return  # submitted to SLURM and not waited for, or every job failed before storing
+    log.info(f"backend: {backend_text(store.read_result(stored[0]))}")
     keys = sorted(k for k in varying if k not in NOT_COMPARED)
+    if not keys:
+        return  # one setting (seeds only): nothing to rank, and no need to read every result
+    df = store.load_results(sweep_dir)
+    df = df[df["run_dir"].isin(run_dirs)].copy()
     metric = objective(optimized_metric, df.columns)
-    if not keys or metric is None or metric not in df.columns:
-        return  # one setting (seeds only), or no metric to rank by
+    if metric is None or metric not in df.columns:
+        return  # no metric to rank by
     by = _override_columns(df, dict(zip(run_dirs, overrides)), keys)
     from harness.report.cli import print_table
 

@@ -111,12 +111,12 @@ def wandb_identity(hydra_cfg, overrides: list[str]) -> dict[str, Any]:
 
 
 def summary_line(result: dict[str, Any], run_dir: str) -> str:
-    """One line per run: status, headline metrics, timings and where the record is."""
+    """One line per run: status, headline metrics, timings, backend and devices, and where the record is."""
+    from harness.sweep.ending import backend_text
+
     m = result["metrics"]
     shown = [k for k in ("train/loss", "test/loss", "test/accuracy", "test/mse") if k in m]
     metrics = " ".join(f"{k}={m[k]:.4g}" for k in shown)
-    from harness.sweep.ending import backend_text
-
     t = result["timings"]
     return (
         f"{result['status']}: {metrics} | {result['budget']['kind']}={result['budget']['size']} "

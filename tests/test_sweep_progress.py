@@ -127,3 +127,24 @@ def test_latest_metrics_average_the_members_that_did_not_diverge():
               "test/loss": np.array([[1.0, 0.1]] * 3)}
     # The padded fourth member is not one of the 3; test metrics are never shown while training.
     assert progress.latest_metrics(curves, 3) == {"train/loss": pytest.approx(0.5)}
+
+
+@pytest.mark.slow  # a real Optuna study of 4 trials in 2 fused batches, in a subprocess (~15 s)
+def test_optuna_study_ends_with_a_table_of_every_trial_ranked_by_the_optimized_metric(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install hydra-optuna-sweeper (dev extra)")
+    import yaml
+
+    study_dir = tmp_path / "study"
+    proc = run_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+                    "hydra.sweeper.direction=maximize", "hydra.sweeper.sampler.seed=0",
+                    "optim.lr=interval(0.001,1.0)", "optimized_metric=val/accuracy", "data=spiral",
+                    "data.val_fraction=0.2", "train.epochs=3", "logger=none", "output.plots=false",
+                    f"hydra.sweep.dir={study_dir}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # One ending per batch; the last covers every trial launched so far, not just its batch.
+    last = proc.stdout[proc.stdout.rindex("sweep folder:"):]
+    assert last.startswith(f"sweep folder: {study_dir} (4 results)")
+    assert "top 4 of 4 settings by val/accuracy (higher is better), over seeds" in last
+    best = yaml.safe_load((study_dir / "optimization_results.yaml").read_text())["best_value"]
+    first_row = next(line for line in last.splitlines() if line.startswith("│"))
+    assert f"{best:.4f}" in first_row  # the study's best value heads the table

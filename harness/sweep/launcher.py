@@ -150,6 +150,7 @@ class FusedLauncher(Launcher):
         # Override keys that differed between jobs in any launch so far (a sweeper such as
         # Optuna's launches batch after batch): they name the W&B runs.
         self.varying_keys: set[str] = set()
+        self.launched: dict[str, list[str]] = {}  # run dir -> overrides, every launch so far: the ending's table
         self._composer = None  # SweepComposer, made on first use
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
@@ -244,6 +245,7 @@ class FusedLauncher(Launcher):
         from harness.track.wandb_logger import varying_keys
 
         self.varying_keys |= varying_keys(job.overrides for job in jobs)
+        self.launched.update((str(job.run_dir), list(job.overrides)) for job in jobs)
         return _Run(self, jobs).execute()
 
 
@@ -757,13 +759,14 @@ class _Run:
                  "pending or running, and submits only what failed):\n  " + _collect_command(self.sweep_dir))
 
     def _ending(self) -> None:
-        """The sweep's folder, backend and best settings (:mod:`harness.sweep.ending`)."""
+        """The sweep's folder, backend and best settings (:mod:`harness.sweep.ending`), over
+        every job launched so far (a sweeper such as Optuna's launches batch after batch)."""
         if not self.launcher.progress:
             return
         from harness.sweep import ending
 
         try:
-            ending.show(self.sweep_dir, [j.run_dir for j in self.jobs], [j.overrides for j in self.jobs],
+            ending.show(self.sweep_dir, list(self.launcher.launched), list(self.launcher.launched.values()),
                         self.launcher.varying_keys, self.jobs[0].cfg.get("optimized_metric") if self.jobs else None)
         except Exception as exc:  # noqa: BLE001 - every result is stored; the ending is a view of them
             log.warning(f"the sweep's closing table failed: {type(exc).__name__}: {exc}")

@@ -72,6 +72,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
     from harness.results import objective_value
     from harness.sweep import checkpoint
     from harness.sweep.engine import dataset_for
+    from harness.sweep.progress import Display
     from harness.validate import validate_config, validate_with_data
 
     hydra_cfg = HydraConfig.get()
@@ -87,7 +88,9 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
         fail(exc, run_dir)
     # One call, or segments with checkpoints in the job's folder (train.checkpoint_every): a
     # job requeued by SLURM (hydra/launcher=slurm) or rerun into the same folder resumes.
-    group = checkpoint.train_group([cfg], run_dir, dataset=dataset)
+    with Display(True, 1) as progress:  # compiling, training, epochs (train.checkpoint_every)
+        group = checkpoint.train_group([cfg], run_dir, dataset=dataset)
+        progress.advance(1)
     result = store_member(run_dir, cfg, group.outputs[0], group, overrides)
     checkpoint.discard([cfg], run_dir)
     plot_member(run_dir, cfg, result)
@@ -108,7 +111,9 @@ def wandb_identity(hydra_cfg, overrides: list[str]) -> dict[str, Any]:
 
 
 def summary_line(result: dict[str, Any], run_dir: str) -> str:
-    """One line per run: status, headline metrics, timings and where the record is."""
+    """One line per run: status, headline metrics, timings, backend and devices, and where the record is."""
+    from harness.sweep.ending import backend_text
+
     m = result["metrics"]
     shown = [k for k in ("train/loss", "test/loss", "test/accuracy", "test/mse") if k in m]
     metrics = " ".join(f"{k}={m[k]:.4g}" for k in shown)
@@ -116,7 +121,7 @@ def summary_line(result: dict[str, Any], run_dir: str) -> str:
     return (
         f"{result['status']}: {metrics} | {result['budget']['kind']}={result['budget']['size']} "
         f"({result['budget']['steps']} steps) | compile {t['compile_s']:.2f}s run {t['run_s']:.2f}s "
-        f"| {Path(run_dir) / 'result.json'}"
+        f"| {backend_text(result)} | {Path(run_dir) / 'result.json'}"
     )
 
 

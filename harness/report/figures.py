@@ -4,13 +4,16 @@ and a Playground-style grid of decision boundaries (e.g. activation x data set).
 Like :mod:`harness.report.plots`, every figure is a bare :class:`matplotlib.figure.Figure` on
 an Agg canvas (no pyplot state, nothing to close, safe in threads and headless), written
 as PNG atomically (temp file beside the target, then rename, via
-:func:`harness.store.atomic_path`). Diverged runs are marked, never hidden.
+:func:`harness.store.atomic_path`). These are report figures, a few per claim, so they use
+matplotlib's constrained layout: titles, tick labels and colour bars always fit. Diverged
+runs are marked, never hidden.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -21,11 +24,26 @@ from matplotlib.colors import Normalize
 from matplotlib.transforms import blended_transform_factory
 
 from harness import store
-from harness.report.plots import draw_boundary, new_figure, save_figure
+from harness.report.plots import FIELD_LABELS, draw_boundary, new_figure, save_figure
 from harness.report.tables import ablation_table, default_direction, format_number, format_value, normalize, sort_key
 
 DIVERGED_COLOR = "#9e9e9e"
 LINESTYLES = ("-", "--", ":", "-.")
+LAYOUT = "constrained"
+CATEGORY_SPREAD = 0.25  # a categorical axis: protocols side by side within this width
+
+
+def _report_figure(width: float, height: float):
+    """A report figure with one axes, laid out by matplotlib's constrained layout."""
+    fig = new_figure(width, height, layout=LAYOUT)
+    return fig, fig.subplots()
+
+
+def _fitted(title: str, width_in: float, fontsize: float) -> str:
+    """``title`` wrapped to lines that fit ``width_in`` inches at ``fontsize`` points (a
+    character is about 0.6 em wide): a layout engine moves axes, never shortens a title."""
+    chars = max(20, int(width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.wrap(title, chars, break_on_hyphens=False)) or title
 
 
 def _numeric_axis(values: Sequence[Any]) -> bool:
@@ -55,28 +73,38 @@ def isolation_plot(
     ylabel: str | None = None,
     title: str | None = None,
 ) -> Path:
-    """Metric versus the scientific axis ``x``, one line with its CI band per protocol.
+    """Metric versus the scientific axis ``x``, one series per protocol.
 
     ``tables`` maps a protocol name (e.g. ``"best lr per batch size"``, ``"fixed lr"``) to an
-    :func:`harness.report.tables.ablation_table` grouped by ``[x]``. The line joins the
-    means, the band spans ``ci_low``..``ci_high``; a point with diverged or failed runs
-    is labelled ``k/n div``, and a value where every run diverged gets an ``x`` on the
-    axis floor. A non-numeric axis is drawn as evenly spaced categories.
+    :func:`harness.report.tables.ablation_table` grouped by ``[x]``. On a numeric axis a
+    line joins the means and a band spans ``ci_low``..``ci_high``; on a non-numeric one
+    (activations: linear, relu) nothing lies between the values, so each mean is a point
+    with its interval as an error bar, the protocols side by side at each category. A point
+    with diverged or failed runs is labelled ``k/n div``, and a value where every run
+    diverged gets an ``x`` on the axis floor.
     """
     if not tables:
         raise ValueError("isolation_plot needs at least one table")
     order = sorted({normalize(v) for t in tables.values() for v in t[x]}, key=sort_key)
     numeric = _numeric_axis(order)
-    fig = new_figure(6.4, 4.2)
-    ax = fig.add_axes((0.12, 0.13, 0.84, 0.77))
+    fig, ax = _report_figure(6.4, 4.2)
     floor = blended_transform_factory(ax.transData, ax.transAxes)
     any_dead = False
     for i, (name, table) in enumerate(tables.items()):
         table = table.sort_values(x, key=lambda s: s.map(sort_key))
         xs = _positions(list(table[x]), order)
         color = f"C{i % 10}"
-        ax.plot(xs, table["mean"], marker="o", color=color, label=name)
-        ax.fill_between(xs, table["ci_low"].astype(float), table["ci_high"].astype(float), color=color, alpha=0.2, linewidth=0)
+        mean = table["mean"].astype(float).to_numpy()
+        low, high = table["ci_low"].astype(float).to_numpy(), table["ci_high"].astype(float).to_numpy()
+        if numeric:
+            ax.plot(xs, mean, marker="o", color=color, label=name)
+            ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+        else:
+            if len(tables) > 1:
+                xs = xs + CATEGORY_SPREAD * (i / (len(tables) - 1) - 0.5)
+            # No interval (a single run): no bar, rather than a bar of length zero.
+            yerr = np.nan_to_num(np.stack([mean - low, high - mean]), nan=0.0)
+            ax.errorbar(xs, mean, yerr=yerr, fmt="o", capsize=4, color=color, label=name)
         for pos, row in zip(xs, table.to_dict(orient="records")):
             bad = _troubled(row)
             if not bad:
@@ -100,7 +128,7 @@ def isolation_plot(
     level = 100 * float(next(iter(tables.values())).attrs.get("confidence", 0.95))
     ax.set_xlabel(x)
     ax.set_ylabel(ylabel or metric)
-    ax.set_title(title or f"{ylabel or metric} vs {x} (mean, {level:g}% CI)", fontsize=10)
+    ax.set_title(_fitted(title or f"{ylabel or metric} vs {x} (mean, {level:g}% CI)", 6.0, 10), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
@@ -159,8 +187,8 @@ def heatmap(
         grid[i, j] = row["mean"]
         cells[(i, j)] = row
     x_edges, y_edges = _edges(xs, logx), _edges(ys, logy)
-    fig = new_figure(1.2 + 1.0 * len(xs) + 1.6, 1.2 + 0.6 * len(ys) + 0.6)
-    ax = fig.add_axes((0.14, 0.14, 0.64, 0.76))
+    width = 1.2 + 1.0 * len(xs) + 1.6
+    fig, ax = _report_figure(width, 1.2 + 0.6 * len(ys) + 0.6)
     cmap = colormaps["viridis" if direction == "higher" else "viridis_r"]
     finite = grid[np.isfinite(grid)]
     norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0, 1))
@@ -178,8 +206,8 @@ def heatmap(
     ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_xlabel(x)
     ax.set_ylabel(y)
-    ax.set_title(title or f"{metric} ({direction} is better), mean over seeds", fontsize=10)
-    colorbar = fig.colorbar(mesh, cax=fig.add_axes((0.81, 0.14, 0.03, 0.76)))
+    ax.set_title(_fitted(title or f"{metric} ({direction} is better), mean over seeds", width - 1.6, 10), fontsize=10)
+    colorbar = fig.colorbar(mesh, ax=ax)
     colorbar.set_label(metric)
     return save_figure(fig, path)
 
@@ -226,8 +254,7 @@ def curves_plot(
     labels = list(labels) if labels is not None else [d.name for d in run_dirs]
     if len(labels) != len(run_dirs):
         raise ValueError(f"curves_plot got {len(run_dirs)} runs but {len(labels)} labels")
-    fig = new_figure(6.4, 4.2)
-    ax = fig.add_axes((0.12, 0.13, 0.84, 0.77))
+    fig, ax = _report_figure(6.4, 4.2)
     drawn = False
     for i, (run_dir, label) in enumerate(zip(run_dirs, labels)):
         if not (run_dir / store.CURVES_FILE).is_file():
@@ -251,7 +278,7 @@ def curves_plot(
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(metrics[0] if len(metrics) == 1 else ", ".join(metrics))
-    ax.set_title(title or ("curves: " + ", ".join(metrics)), fontsize=10)
+    ax.set_title(_fitted(title or ("curves: " + ", ".join(metrics)), 6.0, 10), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
@@ -278,26 +305,30 @@ def boundary_grid(
     if not rows or not columns:
         raise ValueError("boundary_grid needs at least one row and one column")
     side = 2.0
-    fig = new_figure(max(0.8 + side * len(columns), 4.0), 0.7 + (side + 0.35) * len(rows))
-    width, height = fig.get_figwidth(), fig.get_figheight()
+    width = max(1.6 + side * len(columns), 4.0)
+    fig = new_figure(width, 0.9 + (side + 0.35) * len(rows), layout=LAYOUT)
+    grid = fig.subplots(len(rows), len(columns), squeeze=False)
+    mappable, task = None, "classification"
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
-            left = (0.6 + side * j) / width
-            bottom = 1 - (0.55 + (side + 0.35) * (i + 1) - 0.3) / height
-            ax = fig.add_axes((left, bottom, (side - 0.15) / width, (side - 0.15) / height))
+            ax = grid[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
             cell = cells.get((row, column))
             if cell is None:
                 ax.text(0.5, 0.5, "no finished run\n(diverged or not run)", ha="center", va="center", transform=ax.transAxes, fontsize=8)
             else:
-                draw_boundary(ax, cell["field"], cell["extent"], cell.get("points"), cell.get("labels"),
-                              cell.get("task", "classification"), point_size=4)
+                task = cell.get("task", "classification")
+                mappable = draw_boundary(ax, cell["field"], cell["extent"], cell.get("points"), cell.get("labels"),
+                                         task, point_size=4)
                 if cell.get("caption"):
                     ax.set_xlabel(str(cell["caption"]), fontsize=7, labelpad=2)
             if i == 0:
                 ax.set_title(f"{column_label}={format_value(column)}" if column_label else format_value(column), fontsize=9)
             if j == 0:
                 ax.set_ylabel(format_value(row), fontsize=9)
-    fig.suptitle(title or f"decision boundaries: {row_label} x {column_label}", fontsize=9, y=1 - 0.12 / height)
+    if mappable is not None:
+        colorbar = fig.colorbar(mappable, ax=grid, ticks=[-1, 0, 1], shrink=min(1.0, 0.9 / len(rows) + 0.5))
+        colorbar.set_label(FIELD_LABELS.get(task, "model output"), fontsize=8)
+    fig.suptitle(_fitted(title or f"decision boundaries: {row_label} x {column_label}", width, 9), fontsize=9)
     return save_figure(fig, path)

@@ -10,6 +10,7 @@ rename), so a reader never sees half a PNG.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,15 +36,23 @@ DEFAULT_EXTENT = (-6.0, 6.0)
 DPI = 100
 
 SPLIT_COLORS = {"train": "#1f77b4", "val": "#2ca02c", "test": "#d62728"}
+# Points on a decision boundary: Playground's edges (white for training points, black for
+# test points) and, so the two splits differ in shape too, circles and triangles.
+POINT_STYLES = {"train": {"marker": "o", "edgecolors": "white"}, "test": {"marker": "^", "edgecolors": "black"}}
+# What the boundary's colour scale shows (the field of harness.train.loop's finish).
+FIELD_LABELS = {"classification": "P(class 1) - P(class 0)", "regression": "prediction"}
+TITLE_CHARS = 70  # per-run titles wrap at about this many characters
 
 
-def new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float, *, layout: str | None = None) -> Figure:
     """A figure on an Agg canvas, outside pyplot (never needs closing, never leaks).
 
-    Margins are fixed by each plot rather than by a layout engine: constrained layout
-    draws the figure twice and costs about 40% of the render time.
+    Per-run figures (this module, drawn for every member of a sweep) fix their margins
+    themselves: constrained layout draws the figure twice and costs about 40% of the render
+    time. Report figures (:mod:`harness.report.figures`, a few per claim) pass
+    ``layout="constrained"`` so titles, labels and colour bars always fit.
     """
-    fig = Figure(figsize=(width, height), dpi=DPI)
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -101,14 +110,15 @@ def plot_curves(curves, path: str | os.PathLike, title: str | None = None) -> Pa
     second = "accuracy" if "accuracy" in metrics else "mse" if "mse" in metrics else None
     fig = new_figure(10.0 if second else 5.5, 4.0)
     axes = fig.subplots(1, 2 if second else 1, squeeze=False)[0]
-    fig.subplots_adjust(left=0.08 if second else 0.14, right=0.98, bottom=0.13, top=0.84, wspace=0.22)
+    lines = title.count("\n") + 1 if title else 1
+    fig.subplots_adjust(left=0.08 if second else 0.14, right=0.98, bottom=0.13, top=0.84 - 0.05 * (lines - 1), wspace=0.22)
     _plot_metric(axes[0], curves, "loss")
     axes[0].set_title("loss")
     if second:
         _plot_metric(axes[1], curves, second)
         axes[1].set_title(second)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
 
 
@@ -143,35 +153,68 @@ def plot_boundary(
     task: str = "classification",
     title: str | None = None,
     *,
-    edgecolor: str = "black",
+    train_xy: np.ndarray | None = None,
+    train_labels: np.ndarray | None = None,
     discretize: bool = False,
 ) -> Path:
     """The decision boundary as TensorFlow Playground draws it.
 
     ``field`` is flat ``[G*G]`` in [-1, 1] (row 0 = top of the picture, x left to right) over
     the square ``extent = (lo, hi)``; for regression it is the prediction, drawn with the same
-    palette (clipped to [-1, 1]). Points, if given, go on top coloured by label, with a black
-    edge (Playground's test points; pass ``edgecolor="white"`` for training points).
-    ``discretize`` draws the field in two colours (``output.discretize``, :func:`discretized`).
+    palette (clipped to [-1, 1]); the colour bar says which (:data:`FIELD_LABELS`). Test
+    points (``points_xy``, ``labels``) and training points (``train_xy``, ``train_labels``),
+    if given, go on top coloured by label, in the styles of :data:`POINT_STYLES`, with a
+    legend. ``discretize`` draws the field in two colours (``output.discretize``,
+    :func:`discretized`).
     """
     if discretize:
         field = discretized(field)
-    fig = new_figure(5.0, 4.4)
-    ax = fig.add_axes((0.12, 0.11, 0.68, 0.78))
-    cax = fig.add_axes((0.84, 0.2, 0.03, 0.6))
-    mappable = draw_boundary(ax, field, extent, points_xy, labels, task, edgecolor=edgecolor)
+    lines = title.count("\n") + 1 if title else 0
+    fig = new_figure(5.0, 4.4 + 0.2 * max(lines - 1, 0))
+    top = 0.89 - 0.2 * max(lines - 1, 0) / fig.get_figheight()
+    ax = fig.add_axes((0.12, 0.11, 0.64, top - 0.11))
+    cax = fig.add_axes((0.8, 0.2, 0.03, 0.6))
+    mappable = draw_boundary(ax, field, extent, task=task)
+    for split, xy, values in (("train", train_xy, train_labels), ("test", points_xy, labels)):
+        draw_points(ax, xy, values, task, split)
+    if ax.collections:
+        ax.legend(handles=[_point_handle(c.get_label()) for c in ax.collections], loc="upper right",
+                  fontsize=7, framealpha=0.8)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-    fig.colorbar(mappable, cax=cax, ticks=[-1, 0, 1])
+    colorbar = fig.colorbar(mappable, cax=cax, ticks=[-1, 0, 1])
+    colorbar.set_label(FIELD_LABELS.get(task, "model output"), fontsize=8)
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
     return save_figure(fig, path)
 
 
+def _point_handle(split: str):
+    """A legend entry for a split's points: its marker and edge on a neutral face."""
+    from matplotlib.lines import Line2D
+
+    style = POINT_STYLES[split]
+    return Line2D([], [], linestyle="none", marker=style["marker"], markerfacecolor="#9e9e9e",
+                  markeredgecolor="black" if style["edgecolors"] == "white" else style["edgecolors"],
+                  markersize=6, label=split)
+
+
+def draw_points(ax, points_xy: np.ndarray | None, labels: np.ndarray | None, task: str, split: str,
+                *, point_size: float = 18):
+    """A split's points on a boundary, coloured by label on the field's scale, in the split's
+    style (:data:`POINT_STYLES`) and labelled with the split (for the legend); None if no points."""
+    if points_xy is None or labels is None or not len(points_xy):
+        return None
+    pts = np.asarray(points_xy, np.float64)
+    return ax.scatter(pts[:, 0], pts[:, 1], c=_label_values(labels, task), cmap=PLAYGROUND_CMAP, vmin=-1.0,
+                      vmax=1.0, s=point_size, linewidths=0.8 if point_size >= 10 else 0.4, label=split,
+                      **POINT_STYLES[split])
+
+
 def draw_boundary(ax, field: np.ndarray, extent: tuple[float, float], points_xy: np.ndarray | None = None,
-                  labels: np.ndarray | None = None, task: str = "classification", *, edgecolor: str = "black",
+                  labels: np.ndarray | None = None, task: str = "classification", *, split: str = "test",
                   point_size: float = 18):
-    """Draw a Playground-style field (and points) into ``ax``; returns the image (for a colour bar)."""
+    """Draw a Playground-style field (and a split's points) into ``ax``; returns the image (for a colour bar)."""
     image = _field_image(field)
     lo, hi = float(extent[0]), float(extent[1])
     mappable = ax.imshow(
@@ -183,19 +226,7 @@ def draw_boundary(ax, field: np.ndarray, extent: tuple[float, float], points_xy:
         vmax=1.0,
         interpolation="nearest",
     )
-    if points_xy is not None and labels is not None and len(points_xy):
-        pts = np.asarray(points_xy, np.float64)
-        ax.scatter(
-            pts[:, 0],
-            pts[:, 1],
-            c=_label_values(labels, task),
-            cmap=PLAYGROUND_CMAP,
-            vmin=-1.0,
-            vmax=1.0,
-            s=point_size,
-            edgecolors=edgecolor,
-            linewidths=0.8 if point_size >= 10 else 0.4,
-        )
+    draw_points(ax, points_xy, labels, task, split, point_size=point_size)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
@@ -203,9 +234,12 @@ def draw_boundary(ax, field: np.ndarray, extent: tuple[float, float], points_xy:
 
 
 def plot_confusion(
-    matrix, path: str | os.PathLike, class_names: Sequence[str] | None = None, title: str | None = None
+    matrix, path: str | os.PathLike, class_names: Sequence[str] | None = None, title: str | None = None,
+    *, split: str = "test",
 ) -> Path:
-    """Confusion matrix heatmap (rows: true class, columns: predicted) with the counts written in."""
+    """Confusion matrix heatmap (rows: true class, columns: predicted) with the counts written
+    in; the title says which ``split`` the counts are of (a run's matrix is its test set's,
+    at the end of training)."""
     counts = np.asarray(matrix, np.float64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"confusion matrix must be square, got shape {counts.shape}")
@@ -233,17 +267,22 @@ def plot_confusion(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(mappable, cax=cax)
-    if title:
-        ax.set_title(title)
+    heading = f"confusion matrix, {split} split"
+    ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=9)
     return save_figure(fig, path)
 
 
 def _run_title(result: dict[str, Any]) -> str:
-    """A short title: data set, model family, status."""
+    """Data set, model family, seed and status, then the run's overrides (what sets it apart
+    from the other runs of its sweep, so W&B's image panels of a sweep differ), wrapped."""
+    from harness.track.wandb_logger import describing_overrides
+
     cfg = result.get("config") or {}
     data = (cfg.get("data") or {}).get("name", "?")
     family = (cfg.get("model") or {}).get("family", "?")
-    return f"{data} / {family} (seed {result.get('seed', '?')}, {result.get('status', '?')})"
+    head = f"{data} / {family} (seed {result.get('seed', '?')}, {result.get('status', '?')})"
+    shown = [o for o in describing_overrides(result.get("overrides") or []) if not o.startswith("seed=")]
+    return "\n".join([head, *textwrap.wrap(" ".join(shown), TITLE_CHARS, break_on_hyphens=False)[:2]])
 
 
 def _task_of(result: dict[str, Any], dataset) -> str:
@@ -254,20 +293,27 @@ def _task_of(result: dict[str, Any], dataset) -> str:
     return "regression" if any(k.endswith("/mse") for k in metrics) else "classification"
 
 
-def raw_test_points(dataset) -> np.ndarray | None:
-    """The test points' raw (x1, x2) coordinates, or None if the Dataset cannot give them.
+def raw_points(dataset, split: str = "test") -> np.ndarray | None:
+    """A split's raw (x1, x2) coordinates (``split``: train or test), or None if the Dataset
+    cannot give them.
 
     The features must contain ``x1`` and ``x2`` (the caller generates the set with
     ``features=[x1, x2]`` for this); failing that, Playground sets carry the raw points in
     ``info["points"]``.
     """
     names = list(dataset.feature_names)
-    if "x1" in names and "x2" in names and dataset.x_test.ndim == 2:
-        return np.asarray(dataset.x_test[:, [names.index("x1"), names.index("x2")]], np.float64)
+    x = getattr(dataset, f"x_{split}")
+    if "x1" in names and "x2" in names and x.ndim == 2:
+        return np.asarray(x[:, [names.index("x1"), names.index("x2")]], np.float64)
     points = (dataset.info or {}).get("points")
-    if isinstance(points, dict) and points.get("test") is not None:
-        return np.asarray(points["test"], np.float64)
+    if isinstance(points, dict) and points.get(split) is not None:
+        return np.asarray(points[split], np.float64)
     return None
+
+
+def raw_test_points(dataset) -> np.ndarray | None:
+    """The test points' raw (x1, x2) coordinates (:func:`raw_points`)."""
+    return raw_points(dataset, "test")
 
 
 def write_run_plots(run_dir: str | os.PathLike, result: dict[str, Any], dataset=None) -> list[Path]:
@@ -275,8 +321,8 @@ def write_run_plots(run_dir: str | os.PathLike, result: dict[str, Any], dataset=
 
     - ``curves.png`` from ``curves.csv`` (when present);
     - ``confusion.png`` when ``result`` has a ``confusion_matrix``;
-    - ``boundary.png`` when ``boundary.npz`` exists, with the test points of ``dataset`` on
-      top when given (see :func:`raw_test_points`), over ``dataset.input_extent``.
+    - ``boundary.png`` when ``boundary.npz`` exists, with the training and test points of
+      ``dataset`` on top when given (see :func:`raw_points`), over ``dataset.input_extent``.
     """
     run_dir = Path(run_dir)
     title = _run_title(result)
@@ -291,14 +337,16 @@ def write_run_plots(run_dir: str | os.PathLike, result: dict[str, Any], dataset=
         with np.load(boundary_file, allow_pickle=False) as npz:
             field = np.asarray(npz["boundary"])
         extent = DEFAULT_EXTENT
-        points = labels = None
+        points = labels = train_points = train_labels = None
         if dataset is not None:
             extent = dataset.input_extent or DEFAULT_EXTENT
-            points = raw_test_points(dataset)
+            points, train_points = raw_points(dataset, "test"), raw_points(dataset, "train")
             labels = dataset.y_test if points is not None else None
+            train_labels = dataset.y_train if train_points is not None else None
         output_cfg = (result.get("config") or {}).get("output") or {}
         written.append(
             plot_boundary(field, extent, run_dir / "boundary.png", points, labels, task=_task_of(result, dataset), title=title,
+                          train_xy=train_points, train_labels=train_labels,
                           discretize=bool(output_cfg.get("discretize", False)))
         )
     return written

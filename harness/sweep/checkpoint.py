@@ -113,6 +113,7 @@ def _manager(path: Path):
 
 
 def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: int):
+    from harness.sweep import progress
     from harness.sweep.engine import GroupProgram, dataset_for
     from harness.train.loop import make_budget
 
@@ -129,6 +130,7 @@ def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: i
             # and the requeued job loses nothing.
             with _signals_deferred():
                 program.step()
+                progress.segment(program)
                 if not program.done:
                     _save(manager, program)
         return program.finish()

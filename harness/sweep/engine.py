@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from harness.data import load_dataset
 from harness.data.base import Dataset
+from harness.sweep import progress
 from harness.sweep.plan import group_key, stack_hparams
 from harness.train.loop import Budget, Segments, make_segments, make_train, prepare_data
 
@@ -147,6 +148,7 @@ def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, *, backg
     if background:
         _compile_pool().submit(fill)
     else:
+        progress.phase("compiling")
         fill()
     return future, key
 
@@ -184,8 +186,11 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
     dataset = dataset or dataset_for(cfg0)
     t0 = time.perf_counter()
     future, key = _program(cfgs, dataset, pad_to, background=False)
+    if not future.done():
+        progress.phase("compiling (started in the background)")
     compiled, budget, compile_seconds = future.result()
     waited = time.perf_counter() - t0
+    progress.phase("training")
     with _COMPILE_LOCK:
         first_use = key not in _USED
         _USED.add(key)
@@ -264,6 +269,7 @@ class GroupProgram:
         if cache_key in _SEGMENT_COMPILED:
             self._compiled = _SEGMENT_COMPILED[cache_key]
             return
+        progress.phase("compiling")
         t0 = time.perf_counter()
         TRACE_COUNT["n"] += 1
         args = (self.hparams, self.keys, self.data)

@@ -44,6 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.errors import ConfigError, DataError
 from harness.sweep.compose import ComposedJob
+from harness.sweep.progress import Display as _progress
 
 log = logging.getLogger("harness.fused")
 
@@ -149,6 +150,7 @@ class FusedLauncher(Launcher):
         # Override keys that differed between jobs in any launch so far (a sweeper such as
         # Optuna's launches batch after batch): they name the W&B runs.
         self.varying_keys: set[str] = set()
+        self.launched: dict[str, list[str]] = {}  # run dir -> overrides, every launch so far: the ending's table
         self._composer = None  # SweepComposer, made on first use
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
@@ -243,6 +245,7 @@ class FusedLauncher(Launcher):
         from harness.track.wandb_logger import varying_keys
 
         self.varying_keys |= varying_keys(job.overrides for job in jobs)
+        self.launched.update((str(job.run_dir), list(job.overrides)) for job in jobs)
         return _Run(self, jobs).execute()
 
 
@@ -307,6 +310,7 @@ class _Run:
             self._execute_local(self._plan(pending))
         self.stats["wall_s"] = time.perf_counter() - started
         self._summarize()
+        self._ending()
         return [self.returns[j.idx] for j in self.jobs]
 
     def _resume(self) -> list[Job]:
@@ -346,7 +350,8 @@ class _Run:
         self._queue_group_runs()  # groups stored in full by an earlier, interrupted command
         with _progress(self.launcher.progress, len(pending)) as progress:
             for i, chunk in enumerate(chunks):
-                progress.describe(f"group {chunk.group + 1}/{chunk.groups} ({chunk.group_size} members)")
+                progress.group(f"group {chunk.group + 1}/{chunk.groups} ({chunk.group_size} members)"
+                               + (f" chunk {chunk.index + 1}/{chunk.count}" if chunk.count > 1 else ""))
                 if self.launcher.precompile and i + 1 < len(chunks):
                     self._precompile(chunks[i + 1])  # compiles while this chunk compiles, runs, stores
                 self._run_chunk(chunk.jobs, pad_to=chunk.pad_to)
@@ -753,6 +758,19 @@ class _Run:
         log.info("collect them with the same command (it skips finished jobs, waits for the SLURM jobs still "
                  "pending or running, and submits only what failed):\n  " + _collect_command(self.sweep_dir))
 
+    def _ending(self) -> None:
+        """The sweep's folder, backend and best settings (:mod:`harness.sweep.ending`), over
+        every job launched so far (a sweeper such as Optuna's launches batch after batch)."""
+        if not self.launcher.progress:
+            return
+        from harness.sweep import ending
+
+        try:
+            ending.show(self.sweep_dir, list(self.launcher.launched), list(self.launcher.launched.values()),
+                        self.launcher.varying_keys, self.jobs[0].cfg.get("optimized_metric") if self.jobs else None)
+        except Exception as exc:  # noqa: BLE001 - every result is stored; the ending is a view of them
+            log.warning(f"the sweep's closing table failed: {type(exc).__name__}: {exc}")
+
     def _summarize(self) -> None:
         s = self.stats
         rate = s["members"] / s["wall_s"] if s["wall_s"] > 0 else float("nan")
@@ -866,40 +884,3 @@ def _collect_command(sweep_dir: Path) -> str:
         head = [os.path.basename(program) if same else program]
     args = [a for a in sys.argv[1:] if a.split("=", 1)[0].lstrip("+") != "hydra.sweep.dir"]
     return " ".join(shlex.quote(a) for a in head + args + [f"hydra.sweep.dir={sweep_dir}"])
-
-
-class _progress:
-    """A rich progress bar over members (or nothing when disabled or not a terminal)."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled = enabled and total > 0
-        self.total = total
-
-    def __enter__(self) -> "_progress":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), transient=False)
-            self.bar.start()
-            self.task = self.bar.add_task("members", total=self.total)
-            self.extras = None
-        return self
-
-    def describe(self, text: str) -> None:
-        if self.enabled:
-            self.bar.update(self.task, description=text)
-
-    def advance(self, n: int) -> None:
-        if self.enabled:
-            self.bar.advance(self.task, n)
-
-    def writer(self, done: int, total: int) -> None:
-        if self.enabled:
-            if self.extras is None:
-                self.extras = self.bar.add_task("plots and W&B runs", total=total)
-            self.bar.update(self.extras, completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()

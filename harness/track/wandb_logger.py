@@ -253,6 +253,52 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+class _table_temp_dirs_removed:
+    """Remove the temporary folders W&B stages logged tables in, once the block ends.
+
+    W&B writes each logged ``wandb.Table`` (the confusion chart, a group's members, a
+    report's tables) into a ``tempfile.TemporaryDirectory`` held by an internal artifact
+    that never cleans it up: at garbage collection Python removes it and warns
+    ``ResourceWarning: Implicitly cleaning up`` (visible in the writer process, one pair per
+    run). W&B copies the file into its staging folder when it is added, so the folder is
+    not needed afterwards. The folders W&B's artifact module makes inside the block are
+    recorded (its ``tempfile`` name is swapped for one whose ``TemporaryDirectory`` keeps a
+    list) and removed on exit; nothing else's temporary folders are touched.
+    """
+
+    def __enter__(self) -> "_table_temp_dirs_removed":
+        import types
+
+        self.made: list[tempfile.TemporaryDirectory] = []
+        try:
+            from wandb.sdk.artifacts import artifact as module
+        except ImportError:  # another W&B layout: nothing to swap, the warning may come back
+            self.module = None
+            return self
+        self.module, self.real = module, getattr(module, "tempfile", None)
+        if self.real is not tempfile:
+            self.module = None
+            return self
+        made = self.made
+
+        def temporary_directory(*args, **kwargs):
+            folder = tempfile.TemporaryDirectory(*args, **kwargs)
+            made.append(folder)
+            return folder
+
+        recording = types.ModuleType("tempfile")
+        recording.__dict__.update(vars(tempfile))
+        recording.TemporaryDirectory = temporary_directory
+        module.tempfile = recording
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.module is not None:
+            self.module.tempfile = self.real
+        for folder in self.made:
+            folder.cleanup()
+
+
 def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_id=None, identity=None):
     """``wandb.init`` for one run, offline by default, with quiet settings.
 
@@ -514,7 +560,8 @@ def log_run(
     try:
         if not tracking_enabled(logger_cfg):
             return None
-        return _log_run(Path(run_dir), result, logger_cfg, images, init_timeout, identity)
+        with _table_temp_dirs_removed():
+            return _log_run(Path(run_dir), result, logger_cfg, images, init_timeout, identity)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("run", run_dir, error)
         return None
@@ -642,7 +689,8 @@ def log_group(
         logged = logged_run_id(group_dir)
         if logged and logged.removesuffix(OFFLINE_SUFFIX) == group_run_id(group_dir, results, name):
             return logged
-        return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout, group)
+        with _table_temp_dirs_removed():
+            return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout, group)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("group", group_dir, error)
         return None
@@ -690,7 +738,8 @@ def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[
         for key, path in images.items():
             if Path(path).exists():
                 payload[key] = wandb.Image(str(path))
-        run.log(payload)
+        with _table_temp_dirs_removed():
+            run.log(payload)
         for key, value in (summary or {}).items():
             run.summary[key] = _clean(value)
         _log_files_artifact(run, name, "report", sorted(p for p in out_dir.iterdir() if p.suffix in REPORT_SUFFIXES))

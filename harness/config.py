@@ -142,6 +142,9 @@ class OutputConfig:
     save_params: bool = False
     boundary_resolution: int = 50  # decision-boundary grid, points per side (2-D data)
     discretize: bool = False  # draw the boundary as two colours (Playground's "Discretize output")
+    # true: a stored record of a different config in this run's / sweep's folder is moved aside
+    # into <folder>/replaced/<time>/ (never deleted); false: such a folder is refused (harness/folders.py)
+    overwrite: bool = False
 
 
 @dataclass

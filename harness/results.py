@@ -25,7 +25,15 @@ def config_hash(cfg: DictConfig) -> str:
 
     A stored result whose hash equals a job's hash is that job's result (resume skips it).
     """
-    container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
+    return container_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
+def container_hash(container: dict[str, Any]) -> str:
+    """:func:`config_hash` of a resolved config as plain data (a stored record's ``config``):
+    resume recomputes a record's hash from its config instead of trusting its ``config_hash``."""
+    import copy
+
+    container = drop_neutral(copy.deepcopy(container))
     # optimized_metric only picks what a job returns (and hashes stay those of earlier results).
     for key in ("logger", "output", "hydra", "optimized_metric"):
         container.pop(key, None)

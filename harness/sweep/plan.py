@@ -35,7 +35,7 @@ DYNAMIC: dict[str, str] = {
     "regularizer.kind": "",
     "regularizer.rate": "",
 }
-NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "search", "hydra",
+NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "output.overwrite", "search", "hydra",
                "train.checkpoint_every", "optimized_metric")
 # Keys added after results were stored, with the value that does what the harness did before
 # they existed: at that value a key is left out of the compile group and the config hash, so

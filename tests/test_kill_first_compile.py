@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -24,25 +23,30 @@ ARGS = ["-m", "data=circle", "model.hidden=[4]", "train.epochs=2", "seed=range(6
 
 def test_a_kill_during_the_first_compile_leaves_a_folder_the_rerun_completes(tmp_path):
     cache = tmp_path / "cache"  # empty: nothing compiled yet, so the sweep must compile first
-    env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "WANDB_MODE": "offline"}
-    compiled = cache / "jax-compile"
+    # JAX_LOG_COMPILES: JAX logs "Compiling jit(counted_train)" as the training program's
+    # compile starts; the kill follows that line.
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "WANDB_MODE": "offline", "JAX_LOG_COMPILES": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "harness.train", *ARGS], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not (tmp_path / "S" / "multirun.yaml").exists() and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        time.sleep(0.01)
-    time.sleep(0.3)  # composing and validating 6 jobs, then tracing/compiling: seconds here
-    cached = [p for p in compiled.rglob("*") if p.is_file()] if compiled.exists() else []
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # Hydra logs to stdout
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "Compiling jit(counted_train)" in line:
+            break
+    else:
+        pytest.fail("the sweep ended before compiling its program: " + "".join(seen[-20:]))
+    programs = list(cache.rglob("jit_counted_train*-cache"))
     results = list((tmp_path / "S").glob("*/result.json"))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
-    assert cached == [] and results == [], "the kill landed before the first program was compiled and cached"
+    assert programs == [] and results == [], "the kill landed while the first program compiled"
 
     rerun = run_cli(ARGS, tmp_path, env={"HARNESS_CACHE_DIR": str(cache)})
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     records = [json.loads((tmp_path / "S" / str(i) / "result.json").read_text()) for i in range(JOBS)]
     assert sorted(r["seed"] for r in records) == list(range(JOBS))
     assert all(r["status"] == "ok" for r in records)
+    assert len(list((tmp_path / "S").glob("*/result.json"))) == JOBS
     assert not list((tmp_path / "S").rglob("*.tmp"))

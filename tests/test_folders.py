@@ -83,8 +83,11 @@ def test_a_single_run_never_replaces_a_record_of_another_config(tmp_path):
 
     other = run_cli(["optim.lr=0.5", *base], tmp_path)  # the reproduction
     assert_refused(other, "R", "hydra.run.dir=", "optim.lr=0.5")
-    bad = run_cli(["optim.lr=-1", *base], tmp_path)  # refused too, and Hydra's .hydra/ files put back
+    bad = run_cli(["optim.lr=-1", *base], tmp_path)  # refused too
     assert bad.returncode == 2
+    # Refused by validation, after Hydra wrote its .hydra/ files there: the stored ones put back.
+    unresolved = run_cli(["optim.lr=${oc.env:HARNESS_TEST_NEVER_SET}", *base], tmp_path)
+    assert unresolved.returncode == 2 and "optim.lr" in unresolved.stderr
     assert snapshot(tmp_path / "R") == before
 
     moved = run_cli(["optim.lr=0.5", "output.overwrite=true", *base], tmp_path)

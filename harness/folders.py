@@ -99,7 +99,8 @@ def conflicts(planned: Iterable[Planned], sweep_dir: Optional[Path] = None) -> l
                                   job.overrides))
     if sweep_dir is not None:
         used = {Path(j.run_dir).absolute() for j in planned}
-        for run_dir in _record_folders(sweep_dir):
+        depths = {len(_relative(j.run_dir, sweep_dir).parts) for j in planned}
+        for run_dir in _record_folders(sweep_dir, max(depths, default=1)):
             if run_dir.absolute() not in used:
                 record, why = store.read_record(run_dir)
                 found.append(Conflict(run_dir, "holds a job the new sweep does not have (it shrank or was reordered)",
@@ -107,12 +108,26 @@ def conflicts(planned: Iterable[Planned], sweep_dir: Optional[Path] = None) -> l
     return found
 
 
-def _record_folders(sweep_dir: Path) -> list[Path]:
-    """Folders under ``sweep_dir`` holding a ``result.json`` (not those moved aside)."""
+def _relative(run_dir: Path, sweep_dir: Path) -> Path:
+    try:
+        return Path(run_dir).absolute().relative_to(Path(sweep_dir).absolute())
+    except ValueError:  # a job folder outside the sweep folder (hydra.sweep.subdir=/elsewhere)
+        return Path(run_dir).absolute()
+
+
+def _record_folders(sweep_dir: Path, depth: int) -> list[Path]:
+    """Job folders of ``sweep_dir`` (up to ``depth`` levels down, as deep as its jobs' folders)
+    holding a ``result.json``; not those moved aside, nor another sweep nested inside (a
+    folder with its own ``multirun.yaml``, e.g. a claim's grid extension)."""
     found = []
-    for folder, dirs, files in os.walk(sweep_dir):
-        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and d != store.RESULT_FILE]
-        if store.RESULT_FILE in files or os.path.isdir(os.path.join(folder, store.RESULT_FILE)):
+    root = Path(sweep_dir).absolute()
+    for folder, dirs, files in os.walk(root):
+        level = len(Path(folder).relative_to(root).parts)
+        if level and "multirun.yaml" in files:
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and d != store.RESULT_FILE] if level < depth else []
+        if level and (store.RESULT_FILE in files or os.path.isdir(os.path.join(folder, store.RESULT_FILE))):
             found.append(Path(folder))
     return found
 

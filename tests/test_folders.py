@@ -95,3 +95,24 @@ def test_a_single_run_never_replaces_a_record_of_another_config(tmp_path):
     assert lrs(tmp_path / "R") == [0.5]
     (aside,) = (tmp_path / "R" / "replaced").iterdir()
     assert snapshot(aside) == before
+
+
+def test_only_job_folders_of_the_sweep_count_as_left_over(tmp_path):
+    from harness.folders import Planned, conflicts
+    from harness.results import container_hash
+
+    def record(folder: Path, lr: float) -> str:
+        config = {"optim": {"lr": lr}, "seed": 0}
+        digest = container_hash(config)
+        store.write_json_atomic(folder / store.RESULT_FILE,
+                                {"status": "ok", "config": config, "config_hash": digest, "overrides": [f"optim.lr={lr}"]})
+        return digest
+
+    sweep = tmp_path / "S"
+    mine = record(sweep / "0", 0.1)
+    record(sweep / "7", 0.2)  # a job of an earlier, larger sweep
+    record(sweep / "extend_1" / "0", 0.3)  # a sweep nested inside (a claim's grid extension)
+    (sweep / "extend_1" / "multirun.yaml").write_text("{}\n")
+    record(sweep / store.REPLACED_DIR / "2026-01-01T00-00-00Z" / "0", 0.4)  # moved aside earlier
+    found = conflicts([Planned(sweep / "0", mine, ["optim.lr=0.1"])], sweep)
+    assert [(c.run_dir.name, c.stored, c.new) for c in found] == [("7", ["optim.lr=0.2"], None)]

@@ -146,6 +146,9 @@ def main() -> None:
     hydra_errors.check_override_keys(sys.argv[1:])
     register_configs()
     register_hydra_functions()
+    from harness.folders import install_run_guard
+
+    install_run_guard()  # a single run never replaces a stored record of another config
     try:
         _hydra_main()
     except KeyboardInterrupt:

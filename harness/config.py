@@ -117,6 +117,11 @@ class TrainConfig:
     checkpoint_every: Optional[int] = None
     init_from: Optional[str] = None  # a params.npz (output.save_params=true): every layer but the head
     freeze: str = "none"  # none | features (train the head only: a linear probe)
+    # A run whose training loss at an evaluation exceeds this multiple of its initial (step-0)
+    # loss is stored as diverged at that step, as one whose parameters overflow is. 100: above
+    # every run that trained or recovered in docs/reliability.md's measurement (at most 55x),
+    # far below lr=1e6 / 1e30 (1e5x and more). null: off (only overflow counts).
+    diverge_above: Optional[float] = 100.0
 
 
 @dataclass
@@ -142,6 +147,9 @@ class OutputConfig:
     save_params: bool = False
     boundary_resolution: int = 50  # decision-boundary grid, points per side (2-D data)
     discretize: bool = False  # draw the boundary as two colours (Playground's "Discretize output")
+    # true: a stored record of a different config in this run's / sweep's folder is moved aside
+    # into <folder>/replaced/<time>/ (never deleted); false: such a folder is refused (harness/folders.py)
+    overwrite: bool = False
 
 
 @dataclass

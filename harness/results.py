@@ -25,12 +25,22 @@ def config_hash(cfg: DictConfig) -> str:
 
     A stored result whose hash equals a job's hash is that job's result (resume skips it).
     """
-    container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
+    return container_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
+def container_hash(container: dict[str, Any]) -> str:
+    """:func:`config_hash` of a resolved config as plain data (a stored record's ``config``):
+    resume recomputes a record's hash from its config instead of trusting its ``config_hash``."""
+    import copy
+
+    container = drop_neutral(copy.deepcopy(container))
     # optimized_metric only picks what a job returns (and hashes stay those of earlier results).
     for key in ("logger", "output", "hydra", "optimized_metric"):
         container.pop(key, None)
-    # Checkpointing changes no result (and hashes stay those of results stored before it existed).
+    # Checkpointing changes no result (and hashes stay those of results stored before it existed);
+    # train.diverge_above only judges the stored curves, after training (a record's status).
     container.get("train", {}).pop("checkpoint_every", None)
+    container.get("train", {}).pop("diverge_above", None)
     return digest(container)
 
 
@@ -98,6 +108,20 @@ def metric_names(cfg: DictConfig, dataset) -> set[str]:
     return names
 
 
+def loss_above_initial(curves: dict[str, np.ndarray], multiple: float | None) -> int | None:
+    """The first evaluation step whose training loss is above ``multiple`` times the loss at
+    step 0 (``train.diverge_above``), or None (never, rule off, or no usable initial loss).
+
+    Judged per run from its own curve, after training: group-mates are untouched."""
+    if multiple is None or "train/loss" not in curves:
+        return None
+    loss = np.asarray(curves["train/loss"], np.float64)
+    if loss.size < 2 or not np.isfinite(loss[0]) or loss[0] <= 0:
+        return None
+    above = np.flatnonzero(~(loss[1:] <= multiple * loss[0]))  # a NaN loss counts as above
+    return int(np.asarray(curves["step"])[above[0] + 1]) if above.size else None
+
+
 def objective_value(cfg: DictConfig, metrics: dict[str, float]) -> dict[str, float] | float:
     """What a job returns to Hydra's sweeper: ``metrics[optimized_metric]`` as a float (NaN
     when the job stored none, e.g. it failed), or all of ``metrics`` when no key is set."""
@@ -125,10 +149,16 @@ def make_result(
         b = b[np.isfinite(b) & (b > 0)]
         metrics["gns/b_simple_median"] = float(np.median(b)) if b.size else float("nan")
     diverged = bool(output["diverged"])
+    diverged_step = int(output["diverged_step"]) if diverged else None
+    diverged_by = "non-finite" if diverged else None
+    if not diverged:
+        diverged_step = loss_above_initial(curves, cfg.train.get("diverge_above"))
+        diverged, diverged_by = diverged_step is not None, "loss_above_initial" if diverged_step is not None else None
     hp = hparams_of(cfg)
     result = {
         "status": "diverged" if diverged else "ok",
-        "diverged_step": int(output["diverged_step"]) if diverged else None,
+        "diverged_step": diverged_step,
+        "diverged_by": diverged_by,
         "metrics": metrics,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "config_hash": config_hash(cfg),

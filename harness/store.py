@@ -172,13 +172,47 @@ def write_curves(path: str | os.PathLike, curves: dict[str, np.ndarray]) -> None
     write_text_atomic(path, "\n".join(rows) + "\n")
 
 
-def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The stored result of a run folder, or None if absent or unreadable."""
+REPLACED_DIR = "replaced"  # records moved aside by output.overwrite=true: <folder>/replaced/<time>/
+RECORD_SECTIONS = {"metrics": dict, "config": dict, "budget": dict, "timings": dict, "overrides": list}
+
+
+def read_record(run_dir: str | os.PathLike) -> tuple[dict[str, Any] | None, str | None]:
+    """``(record, None)`` for a readable ``result.json``, ``(None, None)`` when there is none,
+    ``(None, why)`` for one that cannot be a record: not a file, not UTF-8, not JSON (e.g.
+    truncated), nested too deep to parse, not an object, or a section of the wrong type
+    (``"metrics": [1, 2]``).
+
+    Records are written whole (a temp file renamed), so a bad one was damaged or edited
+    outside the harness; readers name it and go on with the rest.
+    """
     path = Path(run_dir) / RESULT_FILE
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        return None, "a directory, not a file"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}; truncated?)"
+    except RecursionError:
+        return None, "nested too deeply to be a record"
+    if not isinstance(record, dict):
+        return None, f"a JSON {type(record).__name__}, not an object"
+    for section, kind in RECORD_SECTIONS.items():
+        if section in record and record[section] is not None and not isinstance(record[section], kind):
+            return None, f'"{section}" is a {type(record[section]).__name__}, not {"an object" if kind is dict else "a list"}'
+    return record, None
+
+
+def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The stored result of a run folder, or None if absent or unreadable (:func:`read_record`)."""
+    return read_record(run_dir)[0]
 
 
 def read_curves(run_dir: str | os.PathLike):
@@ -189,8 +223,16 @@ def read_curves(run_dir: str | os.PathLike):
 
 
 def find_results(root: str | os.PathLike) -> list[Path]:
-    """Every run folder under ``root`` holding a result.json, sorted."""
-    return sorted(p.parent for p in Path(root).rglob(RESULT_FILE))
+    """Every run folder under ``root`` holding a result.json (a bad one included: readers
+    name it), sorted. Records moved aside (``replaced/`` below ``root``) are not among them."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in (REPLACED_DIR, "wandb")]
+        if RESULT_FILE in files or RESULT_FILE in dirs:
+            found.append(Path(folder))
+        if RESULT_FILE in dirs:
+            dirs.remove(RESULT_FILE)
+    return sorted(found)
 
 
 def flatten(obj: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -204,25 +246,28 @@ def flatten(obj: Any, prefix: str = "", out: dict[str, Any] | None = None) -> di
     return out
 
 
-def load_results(root: str | os.PathLike):
+def load_results(root: str | os.PathLike, problems: list[tuple[Path, str]] | None = None):
     """Every result under ``root`` as one pandas DataFrame, a row per run.
 
     Columns: ``run_dir``, ``status``, ``seed``, metric names (``test/accuracy``...), config
     keys flattened with dots (``optim.lr``, ``train.batch_size``...; lists kept as lists),
-    ``budget.*`` and ``timings.*``.
+    ``budget.*`` and ``timings.*``. A record that cannot be read (:func:`read_record`) is no
+    row; ``problems``, when given, gets ``(path, why)`` for each, so the caller can name it.
     """
     import pandas as pd
 
     rows = []
     for run_dir in find_results(root):
-        result = read_result(run_dir)
+        result, why = read_record(run_dir)
         if result is None:
+            if why and problems is not None:
+                problems.append((run_dir / RESULT_FILE, why))
             continue
         row: dict[str, Any] = {"run_dir": str(run_dir), "status": result.get("status"), "seed": result.get("seed")}
-        row.update(result.get("metrics", {}))
-        row.update(flatten(result.get("config", {})))
+        row.update(result.get("metrics") or {})
+        row.update(flatten(result.get("config") or {}))
         for section in ("budget", "timings"):
-            for k, v in result.get(section, {}).items():
+            for k, v in (result.get(section) or {}).items():
                 row[f"{section}.{k}"] = v
         row["diverged_step"] = result.get("diverged_step")
         row["config_hash"] = result.get("config_hash")

@@ -151,6 +151,8 @@ def validate_config(cfg: DictConfig) -> None:
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
         raise ConfigError("train.checkpoint_every", every, "null or 0 (off), or an integer >= 1 (epochs between checkpoints)")
     _choice("train.freeze", t.freeze, ("none", "features"))
+    if t.get("diverge_above") is not None:
+        _number("train.diverge_above", t.diverge_above, low=1, low_open=True)
     _params_file(t.init_from)
     _seed("seed", cfg.seed)
     _seed("train.order_seed", t.order_seed, optional=True)

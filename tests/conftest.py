@@ -45,3 +45,20 @@ def _isolated_cache(tmp_path_factory):
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_SILENT", "true")
         yield
+
+
+def run_cases(cases: list[list[str]], base: Path, env: dict | None = None, timeout: float = 600) -> list[dict]:
+    """Run each command line through the real ``harness-train`` entry point, all in one
+    subprocess (tests/cli_driver.py), each in a fresh folder ``base/<i>``; returns per case
+    its exit ``code``, ``stderr`` and the ``files`` it left there."""
+    import json
+
+    spec = base / "cases.json"
+    out = base / "results.json"
+    spec.write_text(json.dumps([{"argv": list(map(str, c)), "cwd": str(base / f"case{i}")}
+                                for i, c in enumerate(cases)]))
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "cli_driver.py"), str(spec), str(out)],
+                          cwd=base, env=full_env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())

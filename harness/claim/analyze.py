@@ -26,6 +26,7 @@ Optional claim keys used here:
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +67,16 @@ def steps_to_target(run_dir: str, metric: str, target: float, direction: str = "
     return float(curves["step"].iloc[hits[0]]) if hits.size else float("nan")
 
 
-def load_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> pd.DataFrame:
-    """Every result of a sweep; with variants, the scientific column is the variant label."""
+def load_sweep(claim: dict, sweep: Sweep, out_dir: Path, problems: list | None = None) -> pd.DataFrame:
+    """Every result of a sweep; with variants, the scientific column is the variant label.
+    ``problems`` gets ``(path, why)`` for each record that cannot be read (no row)."""
     root = sweep_dir(out_dir, sweep)
     if not sweep.variants:
-        return store.load_results(root)
+        return store.load_results(root, problems)
     frames = []
     for label, _ in sweep.variants:  # <root>/<label>, and <root>/extend_<k>/<label> of grid extensions
         for base in [root, *sorted(root.glob(f"{EXTEND}*"))]:
-            frame = store.load_results(base / label) if (base / label).is_dir() else pd.DataFrame()
+            frame = store.load_results(base / label, problems) if (base / label).is_dir() else pd.DataFrame()
             if not frame.empty:
                 frames.append(frame.assign(**{scientific_column(claim): label}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -114,9 +116,13 @@ def mark_loss_above_initial(runs: pd.DataFrame, metric: str = "train/loss") -> p
 def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     """Table and verdict of one (setting, protocol) sweep (before the claim-wide Holm step)."""
     claim = scored_as(claim, sweep.setting)
-    runs = load_sweep(claim, sweep, out_dir)
+    problems: list = []
+    runs = load_sweep(claim, sweep, out_dir, problems)
+    for bad, why in problems:  # named and counted in the verdict; the other runs are analysed
+        print(f"warning: skipped {bad}: {why}", file=sys.stderr)
     if runs.empty:
-        raise RuntimeError(f"no results under {sweep_dir(out_dir, sweep)}: run the sweep first")
+        raise RuntimeError(f"no readable results under {sweep_dir(out_dir, sweep)}"
+                           + (f" ({len(problems)} unreadable, named above)" if problems else ": run the sweep first"))
     runs = derive_gaps(runs)
     if claim.get("divergence") == "loss_above_initial":
         runs = mark_loss_above_initial(runs)
@@ -150,6 +156,7 @@ def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     verdict["diverged_runs"] = int((runs["status"] == "diverged").sum())
     verdict["failed_runs"] = int((runs["status"] == "failed").sum())
     verdict["runs"] = int(len(runs))
+    verdict["unreadable_records"] = [str(bad) for bad, _ in problems]
     verdict["code"] = code_commits(runs)
     return Analysis(sweep, runs, selected, table, metric, direction, verdict, selected.attrs.get("selection"))
 

@@ -35,7 +35,9 @@ def write_tables(analyses: list[Analysis], claim: dict, out: Path) -> None:
         md.append(f"## {a.sweep.setting} / {a.sweep.protocol}\n")
         md.append(f"**Verdict: {a.verdict['verdict']}** -- {a.verdict['reason']} "
                   f"(runs: {a.verdict['runs']}, diverged: {a.verdict['diverged_runs']}, "
-                  f"failed: {a.verdict['failed_runs']})\n")
+                  f"failed: {a.verdict['failed_runs']}"
+                  + (f", unreadable records skipped: {len(a.verdict['unreadable_records'])}"
+                     if a.verdict.get("unreadable_records") else "") + ")\n")
         for name, extra in (a.verdict.get("also") or {}).items():
             md.append(f"**Also, {extra['statement']}: {extra['verdict']}** -- {extra['reason']}\n")
         md.append(tables.markdown_text(a.table, _caption(a, claim)))

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", default="md,csv,tex", metavar="LIST", help="comma-separated subset of md,csv,tex (default: all)")
     parser.add_argument("--name", metavar="STEM", help="file name stem (default: <metric>_by_<columns>)")
     parser.add_argument("--caption", help="caption for the Markdown and LaTeX tables")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when any result.json could not be read (each is named either way)")
     parser.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="read runs from a W&B project instead of RESULTS_DIR (needs network)")
     return parser
 
@@ -62,9 +64,16 @@ def load_dir(results_dir: str):
         raise UsageError(f"RESULTS_DIR {results_dir!r} does not exist")
     if not path.is_dir():
         raise UsageError(f"RESULTS_DIR {results_dir!r} is not a folder")
-    df = load_results(path)
+    problems: list = []
+    df = load_results(path, problems)
+    for bad, why in problems:  # each named, counted in the summary, the rest tabulated
+        print(f"warning: skipped {bad}: {why}", file=sys.stderr)
+    if df.empty and problems:
+        raise UsageError(f"RESULTS_DIR {results_dir!r} holds no readable result.json: {len(problems)} unreadable "
+                         f"(first: {problems[0][0]}: {problems[0][1]})")
     if df.empty:
         raise UsageError(f"RESULTS_DIR {results_dir!r} holds no result.json (searched all subfolders)")
+    df.attrs["unreadable"] = len(problems)
     return df
 
 
@@ -194,7 +203,7 @@ def default_stem(metric: str, by: list[str]) -> str:
     return f"{_slug(metric)}_by_{'_'.join(_slug(b) for b in by)}"
 
 
-def print_table(table, title: str, source: str) -> None:
+def print_table(table, title: str, source: str, unreadable: int = 0) -> None:
     """The table on the terminal, best row in bold green, with a counts footer."""
     from rich.console import Console
     from rich.table import Table
@@ -215,6 +224,7 @@ def print_table(table, title: str, source: str) -> None:
     console.print(
         f"{totals['n']} runs from {source}: {totals['ok']} ok, {totals['diverged']} diverged, {totals['failed']} failed "
         f"(diverged/failed runs are counted, their metric left out of the mean)"
+        + (f"; {unreadable} unreadable result.json skipped (named above)" if unreadable else "")
     )
 
 
@@ -248,10 +258,14 @@ def run(args: argparse.Namespace) -> int:
     table = ablation_table(df, by, args.metric, direction=direction)
     source = args.results_dir or f"W&B {args.wandb_project}"
     caption = args.caption or f"{default_caption(table)} Source: {source}."
-    print_table(table, f"{args.metric} ({direction} is better) by {', '.join(by)}", source)
+    unreadable = int(df.attrs.get("unreadable", 0))
+    print_table(table, f"{args.metric} ({direction} is better) by {', '.join(by)}", source, unreadable)
     if args.out:
         for path in write_outputs(table, args.out, args.name or default_stem(args.metric, by), formats, caption):
             print(f"wrote {path}")
+    if unreadable and args.strict:
+        print(f"error: --strict: {unreadable} result.json could not be read (named above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -216,7 +216,9 @@ class FusedLauncher(Launcher):
 
         if not self.resume:
             return None
-        result = store.read_result(job.run_dir)
+        from harness.folders import trusted
+
+        result = trusted(job.run_dir)  # its hash recomputed from its config, not taken as stored
         if result and result.get("status") in ("ok", "diverged") and result.get("config_hash") == config_hash(job.cfg):
             return result
         return None
@@ -232,6 +234,7 @@ class FusedLauncher(Launcher):
                 raise ConfigError("hydra.launcher.backend", "slurm", "local, or slurm where SLURM's sbatch is on PATH")
             jobs = self._compose_all(job_overrides, initial_job_idx)
             self._validate(jobs)
+            _guard_folders(jobs, sweep_dir)  # records of other configs: refused, or moved aside
         except (ConfigError, _JobError) as exc:
             _remove_if_only_multirun_yaml(sweep_dir)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -247,6 +250,15 @@ class FusedLauncher(Launcher):
         self.varying_keys |= varying_keys(job.overrides for job in jobs)
         self.launched.update((str(job.run_dir), list(job.overrides)) for job in jobs)
         return _Run(self, jobs).execute()
+
+
+def _guard_folders(jobs: list[Job], sweep_dir: Path) -> None:
+    """:func:`harness.folders.guard` for the sweep's jobs (each job's hash cached on it)."""
+    from harness.folders import Planned, guard
+    from harness.results import config_hash
+
+    guard([Planned(j.run_dir, config_hash(j.cfg), list(j.overrides), bool(j.cfg.output.overwrite)) for j in jobs],
+          sweep_dir, "hydra.sweep.dir", sweep=True)
 
 
 class _JobError(Exception):

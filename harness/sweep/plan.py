@@ -35,8 +35,8 @@ DYNAMIC: dict[str, str] = {
     "regularizer.kind": "",
     "regularizer.rate": "",
 }
-NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "search", "hydra",
-               "train.checkpoint_every", "optimized_metric")
+NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "output.overwrite", "search", "hydra",
+               "train.checkpoint_every", "train.diverge_above", "optimized_metric")
 # Keys added after results were stored, with the value that does what the harness did before
 # they existed: at that value a key is left out of the compile group and the config hash, so
 # results stored before it keep their hash (resume still finds them).

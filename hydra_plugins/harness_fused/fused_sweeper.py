@@ -46,6 +46,23 @@ class HarnessSweeper(BasicSweeper):
                 store.write_bytes_atomic(path, before)
             raise
 
+    def split_arguments(self, overrides: List[Any], max_batch_size: Optional[int]) -> List[List[List[str]]]:
+        """The basic sweeper's batches; a sweep of no jobs (``seed='range(0)'``) is refused in
+        one line, exit 2, before its folder or ``multirun.yaml`` is written."""
+        import os
+        import sys
+
+        batches = BasicSweeper.split_arguments(overrides, max_batch_size)
+        if not any(batches):
+            empty = [o.input_line for o in overrides if o.is_sweep_override() and not list(o.sweep_string_iterator())]
+            shown = empty[0] if empty else " ".join(o.input_line for o in overrides)
+            message = f"{shown!r} is not allowed: a sweep of at least one job (it expands to none)"
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise ValueError(message)
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+        return batches
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         if isinstance(self.launcher, FusedLauncher):
             return

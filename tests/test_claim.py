@@ -64,6 +64,17 @@ def test_small_batch_small(tmp_path):
         assert not entry["grid_edge"] or entry["verdict"] == "inconclusive"
     table = (tmp_path / "small_batch" / "table.md").read_text()
     assert "reached_target mean" in table and "examples_to_target mean" in table and "train/accuracy mean" in table
+    assert "no trend could be measured" not in json.dumps(verdict)  # three batch sizes: Page's test applies
+    assert "critical_batch_fit" in verdict["settings"]["spiral"]["steps_to_target"]
+    assert "lr_band" in verdict["settings"]["spiral"]["fixed_epochs"]
+    assert (tmp_path / "small_batch" / "steps_to_target_loglog_spiral.png").exists()
+    # Rerun: the grid extensions are resumed from disk, not run again past the extended grid.
+    results = {p: p.read_bytes() for p in (tmp_path / "small_batch" / "runs").rglob("result.json")}
+    again = _claim(tmp_path, "claim=small_batch", "claim.scale=small")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p: p.read_bytes() for p in (tmp_path / "small_batch" / "runs").rglob("result.json")} == results
+    rerun = json.loads((tmp_path / "small_batch" / "verdict.json").read_text())
+    assert rerun["settings"] == verdict["settings"] and rerun["grid_extensions"] == verdict["grid_extensions"]
 
 
 def test_claim_sweeps_are_plain_multiruns():

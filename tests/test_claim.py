@@ -355,6 +355,17 @@ def test_edge_choice_is_flagged_and_extends_only_that_edge():
     assert "optim.lr=3.333" in extension.overrides and "x=1" in extension.overrides
 
 
+def test_a_choice_among_only_censored_settings_is_not_an_edge():
+    from harness.claim.analyze import grid_edges
+    from harness.claim.spec import Sweep
+
+    sweep = Sweep("s", "p", "label", [], {"optim.lr": [0.1, 0.3, 1.0]}, "steps_to_target", 0.9, "val/accuracy")
+    rows = [(x, lr, s, "ok", 0.5, "") for x in (1, 2) for lr in (0.1, 0.3, 1.0) for s in range(2)]
+    runs = _analysis(rows, sweep, []).runs
+    never = [{"x": 1, "optim.lr": 0.1, "select_mean": float("inf")}, {"x": 2, "optim.lr": 0.1, "select_mean": 300.0}]
+    assert grid_edges(sweep, runs, never, "x") == ["optim.lr=0.1 (low edge, x=2)"]
+
+
 def test_a_rerun_resumes_grid_extensions_from_the_runs_on_disk():
     """The depth of an extension is counted from each value's own runs: a value extended once
     (to 3.333) that chose the new edge extends from there to depth 2; at the limit it is not

@@ -223,8 +223,10 @@ def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str
 
     The grid is every value of the key that this scientific value was run at (the declared
     grid plus its extensions). A choice at the smallest or largest value means the best
-    setting may lie outside: the Tuning Playbook's signal to extend the search. Returns
-    ``"key=value (low|high edge, sci=...)"`` entries, empty when none.
+    setting may lie outside: the Tuning Playbook's signal to extend the search. A choice whose
+    select value is not finite (every setting of that value censored, e.g. no learning rate
+    reached the target, or every one diverged) is a tie broken by grid order, not a signal,
+    and is not an edge. Returns ``"key=value (low|high edge, sci=...)"`` entries, empty when none.
     """
     out = []
     for key, values in sweep.nuisance.items():
@@ -233,7 +235,7 @@ def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str
         for row in selection:
             chosen = row.get(key)
             grid = _value_grid(runs, key, sci, row[sci])
-            if chosen is None or len(grid) < 2:
+            if chosen is None or len(grid) < 2 or not np.isfinite(float(row.get("select_mean", 0.0))):
                 continue
             side = "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
             if side:

@@ -64,6 +64,17 @@ def test_small_batch_small(tmp_path):
         assert not entry["grid_edge"] or entry["verdict"] == "inconclusive"
     table = (tmp_path / "small_batch" / "table.md").read_text()
     assert "reached_target mean" in table and "examples_to_target mean" in table and "train/accuracy mean" in table
+    assert "no trend could be measured" not in json.dumps(verdict)  # three batch sizes: Page's test applies
+    assert "critical_batch_fit" in verdict["settings"]["spiral"]["steps_to_target"]
+    assert "lr_band" in verdict["settings"]["spiral"]["fixed_epochs"]
+    assert (tmp_path / "small_batch" / "steps_to_target_loglog_spiral.png").exists()
+    # Rerun: the grid extensions are resumed from disk, not run again past the extended grid.
+    results = {p: p.read_bytes() for p in (tmp_path / "small_batch" / "runs").rglob("result.json")}
+    again = _claim(tmp_path, "claim=small_batch", "claim.scale=small")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p: p.read_bytes() for p in (tmp_path / "small_batch" / "runs").rglob("result.json")} == results
+    rerun = json.loads((tmp_path / "small_batch" / "verdict.json").read_text())
+    assert rerun["settings"] == verdict["settings"] and rerun["grid_extensions"] == verdict["grid_extensions"]
 
 
 def test_claim_sweeps_are_plain_multiruns():
@@ -339,9 +350,43 @@ def test_edge_choice_is_flagged_and_extends_only_that_edge():
     assert grid_edges(sweep, analysis.runs, selection, "x") == ["optim.lr=1 (high edge, x=1)"]
     claim = {"scientific": {"key": "x", "values": [1, 2]}}
     (extension,) = extension_sweeps(claim, analysis, 1)
-    assert extension.protocol == "p/extend_1_optim.lr_high"
+    assert extension.protocol == "p/extend_1_optim.lr_high_1"
     # One step in the grid's ratio (1 / 0.3), one new value, only the value that chose the edge.
     assert "optim.lr=3.333" in extension.overrides and "x=1" in extension.overrides
+
+
+def test_a_choice_among_only_censored_settings_is_not_an_edge():
+    from harness.claim.analyze import grid_edges
+    from harness.claim.spec import Sweep
+
+    sweep = Sweep("s", "p", "label", [], {"optim.lr": [0.1, 0.3, 1.0]}, "steps_to_target", 0.9, "val/accuracy")
+    rows = [(x, lr, s, "ok", 0.5, "") for x in (1, 2) for lr in (0.1, 0.3, 1.0) for s in range(2)]
+    runs = _analysis(rows, sweep, []).runs
+    never = [{"x": 1, "optim.lr": 0.1, "select_mean": float("inf")}, {"x": 2, "optim.lr": 0.1, "select_mean": 300.0}]
+    assert grid_edges(sweep, runs, never, "x") == ["optim.lr=0.1 (low edge, x=2)"]
+
+
+def test_a_rerun_resumes_grid_extensions_from_the_runs_on_disk():
+    """The depth of an extension is counted from each value's own runs: a value extended once
+    (to 3.333) that chose the new edge extends from there to depth 2; at the limit it is not
+    extended again (and stays on the edge: inconclusive), so a rerun never repeats a depth."""
+    from harness.claim.analyze import extension_sweeps, grid_edges
+    from harness.claim.spec import Sweep
+
+    sweep = Sweep("s", "p", "label", ["x=1,2", "optim.lr=0.1,0.3,1.0", "seed=range(2)"],
+                  {"optim.lr": [0.1, 0.3, 1.0]}, "final", None, None)
+    rows = [(x, lr, s, "ok", 0.5, "") for x in (1, 2) for lr in (0.1, 0.3, 1.0) for s in range(2)]
+    rows += [(1, 3.333, s, "ok", 0.6, "") for s in range(2)]  # x=1 was extended once
+    selection = [{"x": 1, "optim.lr": 3.333}, {"x": 2, "optim.lr": 1.0}]
+    analysis = _analysis(rows, sweep, selection)
+    assert grid_edges(sweep, analysis.runs, selection, "x") == ["optim.lr=3.333 (high edge, x=1)",
+                                                                "optim.lr=1 (high edge, x=2)"]
+    claim = {"scientific": {"key": "x", "values": [1, 2]}}
+    deeper, first = sorted(extension_sweeps(claim, analysis, 2), key=lambda e: e.protocol, reverse=True)
+    assert deeper.protocol == "p/extend_2_optim.lr_high_1" and "optim.lr=11.11" in deeper.overrides
+    assert first.protocol == "p/extend_1_optim.lr_high_2" and "optim.lr=3.333" in first.overrides
+    (only,) = extension_sweeps(claim, analysis, 1)  # x=1 is at the limit
+    assert only.protocol == "p/extend_1_optim.lr_high_2"
 
 
 def test_holm_across_a_claims_comparisons_and_edge_makes_inconclusive():

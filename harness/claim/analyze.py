@@ -153,12 +153,34 @@ def analyze_sweep(claim: dict, sweep: Sweep, out_dir: Path) -> Analysis:
     sensitivity = chance_sensitivity(claim, sweep.setting, selected, sci, metric, direction)
     if sensitivity is not None:
         verdict["sensitivity"] = sensitivity
+    verdict.update(batch_analyses(claim, sweep, runs, selected, sci, select_metric))
     verdict["diverged_runs"] = int((runs["status"] == "diverged").sum())
     verdict["failed_runs"] = int((runs["status"] == "failed").sum())
     verdict["runs"] = int(len(runs))
     verdict["unreadable_records"] = [str(bad) for bad, _ in problems]
     verdict["code"] = code_commits(runs)
     return Analysis(sweep, runs, selected, table, metric, direction, verdict, selected.attrs.get("selection"))
+
+
+def batch_analyses(claim: dict, sweep: Sweep, runs: pd.DataFrame, selected: pd.DataFrame, sci: str,
+                   select_metric: str | None) -> dict[str, Any]:
+    """The batch-size analyses that apply to this sweep (:mod:`harness.claim.batch`): the
+    critical batch size fit and B_simple at the target for steps to target, the stable
+    learning-rate band where the learning rate was tuned. Empty for other claims."""
+    from harness.claim import batch
+
+    out: dict[str, Any] = {}
+    if sweep.measure == STEPS_TO_TARGET:
+        fit = batch.critical_batch_fit(selected, sci)
+        at_target = batch.b_simple_at_target(selected, sci, sweep.target_metric, float(sweep.target))
+        out.update({k: v for k, v in (("critical_batch_fit", fit), ("b_simple_at_target", at_target)) if v is not None})
+    elif len(sweep.nuisance.get(batch.LR, [])) > 1 and select_metric:
+        band = batch.stable_lr_band(runs, sci, select_metric, claim.get("direction", "higher"),
+                                    float(claim.get("lr_band_within", batch.LR_BAND_WITHIN)))
+        if band is not None:
+            out["lr_band"] = {"within": float(claim.get("lr_band_within", batch.LR_BAND_WITHIN)),
+                              "metric": select_metric, "rows": band}
+    return out
 
 
 def code_commits(runs: pd.DataFrame) -> list[str]:
@@ -196,22 +218,31 @@ def metric_columns(claim: dict, sweep: Sweep, runs: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys([*train, *(claim.get("columns") or []), *extra]))
 
 
+def _value_grid(runs: pd.DataFrame, key: str, sci: str, value: Any) -> list[float]:
+    """The values of nuisance ``key`` that scientific value ``value`` was run at (the declared
+    grid plus any extension it got): after an extension the values' grids differ."""
+    mine = runs[runs[sci].map(tables.normalize) == tables.normalize(value)] if sci in runs else runs
+    return sorted({float(v) for v in pd.to_numeric(mine[key], errors="coerce").dropna()})
+
+
 def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str) -> list[str]:
     """Nuisance keys whose chosen value sits on an edge of the grid that was run.
 
-    The grid is every value of the key in the runs (the declared grid plus any extension).
-    A choice at the smallest or largest value means the best setting may lie outside: the
-    Tuning Playbook's signal to extend the search. Returns ``"key=value (low|high edge,
-    sci=...)"`` entries, empty when none.
+    The grid is every value of the key that this scientific value was run at (the declared
+    grid plus its extensions). A choice at the smallest or largest value means the best
+    setting may lie outside: the Tuning Playbook's signal to extend the search. A choice whose
+    select value is not finite (every setting of that value censored, e.g. no learning rate
+    reached the target, or every one diverged) is a tie broken by grid order, not a signal,
+    and is not an edge. Returns ``"key=value (low|high edge, sci=...)"`` entries, empty when none.
     """
     out = []
     for key, values in sweep.nuisance.items():
         if len(values) < 2 or key not in runs:
             continue
-        grid = sorted({float(v) for v in pd.to_numeric(runs[key], errors="coerce").dropna()})
         for row in selection:
             chosen = row.get(key)
-            if chosen is None or len(grid) < 2:
+            grid = _value_grid(runs, key, sci, row[sci])
+            if chosen is None or len(grid) < 2 or not np.isfinite(float(row.get("select_mean", 0.0))):
                 continue
             side = "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
             if side:
@@ -229,32 +260,54 @@ def extended_value(grid: list[float], side: str) -> float:
     return float(f"{edge + (edge - inner):.4g}")
 
 
-def extension_sweeps(claim: dict, analysis: Analysis, round_: int) -> list[Sweep]:
+def extension_depth(grid: list[float], declared: list[float], side: str) -> int:
+    """How many times ``grid`` was already extended past the declared grid on ``side``."""
+    declared = [float(v) for v in declared]
+    return sum(1 for v in grid if (v < min(declared) if side == "low" else v > max(declared)))
+
+
+def extension_sweeps(claim: dict, analysis: Analysis, limit: int) -> list[Sweep]:
     """The sweeps that extend ``analysis``'s nuisance grid one step past each edge that a
-    scientific value chose: only that key changes (to the one new value), only those
-    scientific values run, into ``<sweep dir>/extend_<round>_<key>_<side>``."""
+    scientific value chose, for the values extended fewer than ``limit`` times on that side.
+
+    Only that key changes (to the one new value) and only those scientific values run, into
+    ``<sweep dir>/extend_<depth>_<key>_<side>_<values>``. The depth and the grid come from the
+    runs on disk, not from a round counter, so rerunning a claim resumes its extensions
+    instead of running (and overwriting) them again; the values in the folder name keep two
+    extensions of different values apart.
+    """
     sweep, runs, sci = analysis.sweep, analysis.runs, scientific_column(claim)
     out = []
     for key, values in sweep.nuisance.items():
         if len(values) < 2 or key not in runs:
             continue
-        grid = sorted({float(v) for v in pd.to_numeric(runs[key], errors="coerce").dropna()})
-        for side, edge in (("low", grid[0]), ("high", grid[-1])):
-            chose = [row[sci] for row in analysis.selection or [] if row.get(key) is not None and float(row[key]) == edge]
-            if not chose:
-                continue
-            new = extended_value(grid, side)
-            overrides = [f"{key}={tables.format_value(new)}" if o.startswith(f"{key}=") else o for o in sweep.overrides]
-            variants = tuple((label, extra) for label, extra in sweep.variants if label in chose)
-            if not sweep.variants:
-                sci_key = claim["scientific"]["key"]
-                overrides = [f"{sci_key}={','.join(tables.format_value(v) for v in chose)}"
-                             if o.startswith(f"{sci_key}=") else o for o in overrides]
-            out.append(dataclasses.replace(sweep, protocol=f"{sweep.protocol}/{EXTEND}{round_}_{key}_{side}",
-                                           label=f"{sweep.label}: {key} extended to {tables.format_value(new)}",
-                                           overrides=overrides, nuisance={**sweep.nuisance, key: [new]},
-                                           variants=variants))
+        for side in ("low", "high"):
+            groups: dict[tuple[int, float], list] = {}
+            for row in analysis.selection or []:
+                grid = _value_grid(runs, key, sci, row[sci])
+                edge = grid[0] if side == "low" else grid[-1]
+                if row.get(key) is None or len(grid) < 2 or float(row[key]) != edge:
+                    continue
+                depth = extension_depth(grid, values, side)
+                if depth < limit:
+                    groups.setdefault((depth + 1, extended_value(grid, side)), []).append(row[sci])
+            for (depth, new), chose in groups.items():
+                out.append(_extension_sweep(claim, sweep, key, side, depth, new, chose))
     return out
+
+
+def _extension_sweep(claim: dict, sweep: Sweep, key: str, side: str, depth: int, new: float, chose: list) -> Sweep:
+    """One extension: ``sweep`` at ``key=new`` for the scientific values ``chose`` only."""
+    overrides = [f"{key}={tables.format_value(new)}" if o.startswith(f"{key}=") else o for o in sweep.overrides]
+    variants = tuple((label, extra) for label, extra in sweep.variants if label in chose)
+    if not sweep.variants:
+        sci_key = claim["scientific"]["key"]
+        overrides = [f"{sci_key}={','.join(tables.format_value(v) for v in chose)}"
+                     if o.startswith(f"{sci_key}=") else o for o in overrides]
+    names = "-".join(tables.format_value(v) for v in chose).replace("/", "_")
+    return dataclasses.replace(sweep, protocol=f"{sweep.protocol}/{EXTEND}{depth}_{key}_{side}_{names}",
+                               label=f"{sweep.label}: {key} extended to {tables.format_value(new)}",
+                               overrides=overrides, nuisance={**sweep.nuisance, key: [new]}, variants=variants)
 
 
 def chance_level(claim: dict, setting: str) -> float | None:

@@ -84,21 +84,29 @@ def run_claim(cfg: DictConfig) -> Path:
 
 def extend_grids(claim: dict, plan: list, out: Path, timings: dict, *, quiet: bool) -> tuple[list, list[str]]:
     """Analyse every sweep; while a nuisance choice sits on a grid edge, run one more grid
-    value past that edge (in the grid's own spacing) and analyse again, at most
-    ``claim.grid_extensions`` rounds. Returns the analyses and the extension sweeps run."""
-    from harness.claim.analyze import analyze_sweep, extension_sweeps
-    from harness.claim.run import run_sweeps
+    value past that edge (in the grid's own spacing) and analyse again, each scientific value
+    extended at most ``claim.grid_extensions`` times per edge (counted from the runs on disk,
+    so a rerun resumes rather than repeats). Returns the analyses and the extension folders the
+    grids hold (``setting/protocol/extend_<depth>_<key>_<side>_<values>``)."""
+    from harness.claim.analyze import EXTEND, analyze_sweep, extension_sweeps
+    from harness.claim.run import run_sweeps, sweep_dir
     from harness.claim.spec import GRID_EXTENSIONS
 
+    limit = int(claim.get("grid_extensions", GRID_EXTENSIONS))
     analyses = [analyze_sweep(claim, s, out) for s in plan]
-    ran = []
-    for round_ in range(1, int(claim.get("grid_extensions", GRID_EXTENSIONS)) + 1):
-        extra = [e for a in analyses if a.verdict.get("grid_edge") for e in extension_sweeps(claim, a, round_)]
+    seen = set()
+    while True:  # ends: every extension deepens one (value, key, side), at most `limit` deep
+        extra = [e for a in analyses if a.verdict.get("grid_edge") for e in extension_sweeps(claim, a, limit)]
         if not extra:
             break
+        if {(e.setting, e.protocol) for e in extra} <= seen:  # its runs did not land in the grid
+            raise RuntimeError("grid extension made no progress: " + ", ".join(f"{e.setting}/{e.protocol}" for e in extra))
+        seen |= {(e.setting, e.protocol) for e in extra}
         timings.update(run_sweeps(extra, out, quiet=quiet))
-        ran += [f"{e.setting}/{e.protocol}: {e.label}" for e in extra]
         analyses = [analyze_sweep(claim, s, out) for s in plan]
+    # Every extension the grids hold, run now or by an earlier run that this one resumed.
+    ran = [f"{s.setting}/{s.protocol}/{d.name}" for s in plan
+           for d in sorted(sweep_dir(out, s).glob(f"{EXTEND}*")) if d.is_dir()]
     return analyses, ran
 
 

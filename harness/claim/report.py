@@ -84,6 +84,14 @@ def write_figures(analyses: list[Analysis], claim: dict, out: Path) -> dict[str,
                 name = f"confusion_{setting}_{value}".replace("/", "_")
                 paths[name] = plot_confusion(matrix, out / f"{name}.png",
                                              title=f"{setting}, {sci}={value}: summed over {seeds} seeds")
+    for a in analyses:
+        if a.verdict.get("critical_batch_fit") is None:
+            continue
+        ok = a.selected[a.selected["status"] == "ok"]
+        name = f"steps_to_target_loglog_{a.sweep.setting}"
+        paths[name] = figures.steps_to_target_plot(
+            pd.to_numeric(ok[sci]), pd.to_numeric(ok[STEPS_TO_TARGET]), out / f"{name}.png", fit=a.verdict["critical_batch_fit"],
+            title=f"{a.sweep.setting}: steps to {a.sweep.target_metric} >= {a.sweep.target} (learning rate chosen per batch size)")
     grid = _boundary_cells(analyses, sci)
     if grid:
         rows = list(dict.fromkeys(r for r, _ in grid))
@@ -288,6 +296,7 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         for name, extra in (a.verdict.get("also") or {}).items():
             lines.append(f"| {a.sweep.setting} | {a.sweep.label}: {extra['statement']} | **{extra['verdict']}** | "
                          f"{extra['reason']} | {a.verdict['runs']} | {a.verdict['diverged_runs']} |  |")
+    lines += batch_lines(analyses)
     chosen = [(a, row) for a in analyses for row in (a.selection or [])]
     if chosen:
         lines += ["", "## Nuisance settings chosen on validation", "",
@@ -301,3 +310,54 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
     lines += [f"![{name}]({path.name})" for name, path in figure_paths.items()]
     lines += ["", "## Wall time", "", *[f"- {k}: {v:.1f} s" for k, v in timings.items()], ""]
     store.write_text_atomic(out / "README.md", "\n".join(lines))
+
+
+def _g(value: Any, digits: int = 3) -> str:
+    return tables.format_number(value, digits, trailing_zeros=False)
+
+
+def batch_lines(analyses: list[Analysis]) -> list[str]:
+    """README lines for the batch-size analyses (:mod:`harness.claim.batch`), if any: the
+    critical batch size fitted to steps to target beside B_simple (over whole runs and at the
+    target), and the stable learning-rate band per batch size."""
+    lines: list[str] = []
+    fits = [a for a in analyses if a.verdict.get("critical_batch_fit")]
+    if fits:
+        lines += ["", "## Critical batch size", "",
+                  "B_crit fitted to steps to target, S = S_min (1 + B_crit / B) (McCandlish et al. 2018), per seed "
+                  "by least squares in 1/B, with a 95% t-interval of log B_crit over seeds; runs that never reached "
+                  "the target are censored and left out of their seed's fit. B_simple is the measured gradient noise "
+                  "scale: at the evaluation where each steps-to-target run first reached the target, and (last "
+                  "column) its median over whole equal-examples runs.", "",
+                  "| setting | B_crit [95% CI] | S_min | seeds fitted (excluded) | censored runs | "
+                  "B_simple at target: median [quartiles] (runs) | B_simple at target by batch size | "
+                  "B_simple, whole equal-examples runs (median) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for a in fits:
+            fit = a.verdict["critical_batch_fit"]
+            at = a.verdict.get("b_simple_at_target") or {}
+            whole = next((critical_batch(b.runs) for b in analyses
+                          if b.sweep.setting == a.sweep.setting and critical_batch(b.runs) is not None
+                          and b.sweep.measure != STEPS_TO_TARGET), None)
+            lines.append(
+                f"| {a.sweep.setting} | {_g(fit['b_crit'])} [{_g(fit['ci'][0])}, {_g(fit['ci'][1])}] | {_g(fit['s_min'])} | "
+                f"{fit['n']} ({fit['excluded']}) | {fit['censored_runs']} of {fit['runs']} | "
+                + (f"{_g(at['median'])} [{_g(at['quartiles'][0])}, {_g(at['quartiles'][1])}] ({at['n']})" if at else "not measured")
+                + " | " + (", ".join(f"B={b}: {_g(v)}" for b, v in at.get("by_batch", {}).items()) if at else "")
+                + f" | {'' if whole is None else _g(whole)} |")
+    bands = [a for a in analyses if a.verdict.get("lr_band")]
+    if bands:
+        within = bands[0].verdict["lr_band"]["within"]
+        lines += ["", "## Stable learning-rate band (Masters & Luschi 2018)", "",
+                  f"Per batch size, the learning rates whose seeds all finished (none diverged) and whose mean "
+                  f"`{bands[0].verdict['lr_band']['metric']}` is within {within:g} of the best such learning rate; "
+                  "decades = log10(high / low) of that band. Grid extensions included.", "",
+                  "| setting | protocol | batch size | learning rates tried | stable (no divergence) | "
+                  "within tolerance of best | band | decades |", "|---|---|---|---|---|---|---|---|"]
+        for a in bands:
+            for row in a.verdict["lr_band"]["rows"]:
+                lines.append(f"| {a.sweep.setting} | {a.sweep.protocol} | {_g(row['batch'])} | "
+                             f"{', '.join(_g(v) for v in row['tried'])} | {', '.join(_g(v) for v in row['stable']) or 'none'} | "
+                             f"{', '.join(_g(v) for v in row['good']) or 'none'} | "
+                             f"{_g(row['low'])} .. {_g(row['high'])} | {_g(row['decades'], 2)} |")
+    return lines

@@ -332,3 +332,62 @@ def boundary_grid(
         colorbar.set_label(FIELD_LABELS.get(task, "model output"), fontsize=8)
     fig.suptitle(_fitted(title or f"decision boundaries: {row_label} x {column_label}", width, 9), fontsize=9)
     return save_figure(fig, path)
+
+
+def steps_to_target_plot(
+    batch: Sequence[float],
+    steps: Sequence[float],
+    path: str | os.PathLike,
+    *,
+    fit: Mapping[str, Any] | None = None,
+    title: str | None = None,
+) -> Path:
+    """Shallue et al.'s figure: steps to a target versus batch size, log-log.
+
+    Each run is a faint point (a run that never reached the target, ``inf``, is drawn as a
+    triangle at the top edge, censored), the median per batch size is joined by a line, a
+    dashed line of slope -1 through the smallest batch size's median shows perfect scaling
+    (doubling the batch halves the steps), and ``fit`` (from
+    :func:`harness.report.stats.critical_batch_fit`) adds S = S_min (1 + B_crit / B) with
+    B_crit and its interval in the legend.
+    """
+    b = np.asarray(batch, np.float64)
+    s = np.asarray(steps, np.float64)
+    keep = np.isfinite(b) & (b > 0) & ~np.isnan(s)
+    b, s = b[keep], s[keep]
+    sizes = np.unique(b)
+    if sizes.size == 0:
+        raise ValueError("steps_to_target_plot needs at least one run")
+    fig = new_figure(6.4, 4.4)
+    ax = fig.add_axes((0.12, 0.13, 0.84, 0.77))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    reached = np.isfinite(s) & (s > 0)
+    ax.plot(b[reached], s[reached], "o", color="C0", alpha=0.3, markersize=4, label="one run (seed)")
+    medians = np.array([np.median(s[b == v]) for v in sizes])  # inf while over half are censored
+    finite = np.isfinite(medians) & (medians > 0)
+    ax.plot(sizes[finite], medians[finite], "-o", color="C0", label="median over seeds")
+    top = float(np.max(s[reached])) * 1.5 if reached.any() else 1.0
+    if (~reached).any():
+        floor = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.plot(b[~reached], np.full((~reached).sum(), 0.97), "^", color="C3", transform=floor, clip_on=False,
+                markersize=6, linestyle="none", label="never reached (censored)")
+    if finite.any():
+        first = int(np.flatnonzero(finite)[0])
+        line = medians[first] * sizes[first] / sizes
+        ax.plot(sizes, line, "--", color="gray", label="slope -1 (perfect scaling)")
+    if fit and math.isfinite(float(fit.get("b_crit", math.nan))):
+        grid = np.geomspace(sizes.min(), sizes.max(), 100)
+        low, high = fit.get("ci", [math.nan, math.nan])
+        ax.plot(grid, float(fit["s_min"]) * (1 + float(fit["b_crit"]) / grid), "-", color="C1",
+                label=f"S_min(1 + B_crit/B): B_crit = {format_number(fit['b_crit'], 3)} "
+                      f"[{format_number(low, 3)}, {format_number(high, 3)}], S_min = {format_number(fit['s_min'], 3)}")
+    ax.set_ylim(top=top)
+    ax.set_xticks([float(v) for v in sizes], [format_value(v) for v in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("steps to target")
+    ax.set_title(title or "steps to target vs batch size", fontsize=10)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)

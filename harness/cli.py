@@ -22,11 +22,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import CONF_PATH, conf_dir, register_configs
+from harness.config import CONF_PATH, register_configs
 from harness.errors import ConfigError, DataError
 from harness.hydra_errors import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED
 
-CONF_DIR = str(conf_dir())  # kept for callers that import it from here
 log = logging.getLogger("harness")
 
 
@@ -70,8 +69,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
         fail(exc)
     from harness.job import plot_member, store_member, track_member
     from harness.results import objective_value
-    from harness.sweep import checkpoint
-    from harness.sweep.engine import dataset_for
+    from harness.train import checkpoint
+    from harness.data.cache import dataset_for
     from harness.validate import validate_config, validate_with_data
 
     hydra_cfg = HydraConfig.get()

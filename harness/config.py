@@ -185,6 +185,9 @@ def conf_dir() -> Path:
     return Path(str(resources.files(CONF_PACKAGE)))
 
 
+CONF_DIR = conf_dir()  # the one place that says where conf/ is
+
+
 def register_configs() -> None:
     """Put the root schema into Hydra's ConfigStore (idempotent; the group schemas are
     GROUP_SCHEMAS, served by hydra_plugins/harness_schema)."""

@@ -13,7 +13,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.results import make_result, write_run
-from harness.sweep.engine import GroupRun, dataset_for
+from harness.data.cache import dataset_for
+from harness.train.engine import GroupRun
 
 
 def points_dataset(cfg: DictConfig):

@@ -12,26 +12,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
-from harness.sweep.plan import digest, drop_neutral, hparams_of
-from harness.train.loop import Budget
+from harness.train.hparams import config_hash, hparams_of  # noqa: F401 - config_hash: readers import it from here
+from harness.train.loop import GNS_CURVES, Budget, eval_splits, quality_metric
 
 LOWER_IS_BETTER = ("loss", "mse")
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config minus what does not change results (logger, output, hydra,
-    optimized_metric, train.checkpoint_every) and minus keys at their neutral default
-    (plan.NEUTRAL_DEFAULTS).
-
-    A stored result whose hash equals a job's hash is that job's result (resume skips it).
-    """
-    container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
-    # optimized_metric only picks what a job returns (and hashes stay those of earlier results).
-    for key in ("logger", "output", "hydra", "optimized_metric"):
-        container.pop(key, None)
-    # Checkpointing changes no result (and hashes stay those of results stored before it existed).
-    container.get("train", {}).pop("checkpoint_every", None)
-    return digest(container)
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,8 +73,6 @@ def summarize_curves(curves: dict[str, np.ndarray]) -> dict[str, float]:
 def metric_names(cfg: DictConfig, dataset) -> set[str]:
     """Every key of ``metrics`` that a run of ``cfg`` on ``dataset`` stores (as
     :func:`summarize_curves` and :func:`make_result` name them), known before any compute."""
-    from harness.train.loop import GNS_CURVES, eval_splits, quality_metric
-
     curves = [f"{s}/{m}" for s in eval_splits(dataset) for m in ("loss", quality_metric(dataset.task))]
     names = {*curves, *(f"best/{c}" for c in curves), "weight_sparsity"}
     if cfg.train.grad_noise_scale:

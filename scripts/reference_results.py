@@ -59,7 +59,7 @@ def compose(overrides: list[str]):
 def train_and_store(cfgs: list, root: Path) -> list[Path]:
     """Train ``cfgs`` as one group and store every member under ``root``; their folders."""
     from harness.job import store_member
-    from harness.sweep import checkpoint
+    from harness.train import checkpoint
 
     group = checkpoint.train_group(cfgs, root)
     folders = []

@@ -180,7 +180,7 @@ def malformed():
 
 def first_error(overrides: list[str]) -> str | None:
     """What ``harness-train <overrides>`` prints before any compute, or None if it would run."""
-    from harness.sweep.engine import dataset_for
+    from harness.data.cache import dataset_for
     from harness.validate import validate_config, validate_with_data
 
     try:

@@ -100,7 +100,7 @@ def _jobs_of(sweep: Sweep) -> list[tuple[list[str], tuple[str, Any] | None]]:
     that change as ``(key, value)`` when it is a plain value (not a config group choice)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from harness.cli import CONF_DIR
+    from harness.config import CONF_DIR
 
     groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
     parser = OverridesParser.create()

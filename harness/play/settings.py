@@ -88,7 +88,7 @@ PARAMS: dict[str, tuple[str, str]] = {
 
 # The settings that change while a network trains, as in the Playground (its learning-rate and
 # regularization-rate controls do not reset the network): numbers of the compiled program
-# (harness.sweep.plan.DYNAMIC), so the next segment uses them with nothing recompiled.
+# (harness.train.hparams.DYNAMIC), so the next segment uses them with nothing recompiled.
 LIVE = ("lr", "rate")
 
 # The Playground's classroom controls (playground.ts HIDABLE_CONTROLS: label, state name).
@@ -321,7 +321,7 @@ def member_configs(settings: Settings) -> list[Member]:
 
     Raises ConfigError (with the config key) for a value the harness does not take.
     """
-    from harness.sweep.engine import dataset_for
+    from harness.data.cache import dataset_for
     from harness.validate import validate_config, validate_with_data
 
     key, values, labels = compared(settings)

@@ -164,10 +164,10 @@ class FusedLauncher(Launcher):
         from omegaconf.errors import OmegaConfBaseException
 
         if self._composer is None:
-            from harness.config import conf_dir
+            from harness.config import CONF_DIR
             from harness.sweep.compose import SweepComposer
 
-            groups = {p.name for p in conf_dir().iterdir() if p.is_dir()}
+            groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
             self._composer = SweepComposer(self.hydra_context.config_loader, self.config, groups)
         try:
             return self._composer.compose(list(overrides), idx)
@@ -196,7 +196,7 @@ class FusedLauncher(Launcher):
     @staticmethod
     def _validate(jobs: list[Job]) -> None:
         """Check every job before any compute (datasets are generated once per data config)."""
-        from harness.sweep.engine import dataset_for
+        from harness.data.cache import dataset_for
         from harness.validate import validate_config, validate_with_data
 
         for job in jobs:
@@ -325,7 +325,7 @@ class _Run:
 
     def _plan(self, pending: list[Job]) -> list[_Chunk]:
         """Compile groups of the pending jobs, each split into chunks that fit in memory."""
-        from harness.sweep.plan import plan_groups
+        from harness.train.hparams import plan_groups
 
         groups = plan_groups([j.cfg for j in pending])
         self.stats["groups"] = len(groups)
@@ -387,8 +387,9 @@ class _Run:
             self.writer = BackgroundWriter()
 
     def _chunks(self, members: list[Job]) -> list[list[Job]]:
-        from harness.sweep.chunking import chunk_sizes, max_members, member_bytes
-        from harness.sweep.engine import dataset_for
+        from harness.sweep.chunking import chunk_sizes, max_members
+        from harness.train.memory import member_bytes
+        from harness.data.cache import dataset_for
 
         limit = self.launcher.max_members
         mem_gb = self.launcher.slurm["mem_gb"]
@@ -408,8 +409,8 @@ class _Run:
     def _precompile(chunk: _Chunk) -> None:
         """Start compiling a later chunk's program in the background (not for checkpointed
         groups, which train in segments with programs of their own)."""
-        from harness.sweep import checkpoint
-        from harness.sweep.engine import precompile
+        from harness.train import checkpoint
+        from harness.train.engine import precompile
 
         cfgs = [j.cfg for j in chunk.jobs]
         if checkpoint.every(cfgs[0]):
@@ -420,7 +421,7 @@ class _Run:
             log.debug(f"precompiling failed: {exc}")
 
     def _run_chunk(self, chunk: list[Job], pad_to: int) -> None:
-        from harness.sweep import checkpoint
+        from harness.train import checkpoint
 
         self.stats["chunks"] += 1
         try:  # run_group, or in segments with checkpoints when train.checkpoint_every is set
@@ -525,7 +526,7 @@ class _Run:
     @functools.cached_property
     def _compile_groups(self) -> list[tuple[str, list[Job]]]:
         """Every compile group of the sweep (all its jobs, stored earlier or not), by key."""
-        from harness.sweep.plan import plan_groups
+        from harness.train.hparams import plan_groups
 
         groups = plan_groups([j.cfg for j in self.jobs])
         return [(g.key, [self.jobs[i] for i in g.members]) for g in groups]
@@ -611,7 +612,7 @@ class _Run:
         from harness.sweep import remote
 
         name = str(self.launcher.config.hydra.job.name)
-        from harness.sweep.checkpoint import every
+        from harness.train.checkpoint import every
 
         # With checkpoints, a job that times out is requeued (submitit) and resumes from them.
         executor = remote.executor(self.launcher.submitit_folder, self.launcher.slurm, name,

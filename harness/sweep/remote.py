@@ -71,7 +71,7 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
 
     from harness.job import store_member
     from harness.store import deferred_sync
-    from harness.sweep import checkpoint
+    from harness.train import checkpoint
     from harness.sweep.writer import write_member_extras
 
     members = spec["members"]

@@ -37,6 +37,11 @@ DYNAMIC: dict[str, str] = {
 }
 NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "search", "hydra",
                "train.checkpoint_every", "optimized_metric")
+# Keys a result's config hash leaves out (:func:`config_hash`). Not NOT_COMPUTE, and it cannot
+# become it without changing every stored hash (resume would stop finding results): it drops
+# all of ``output`` (output.boundary_resolution changes the program, so it is in a group's key,
+# but no metric) and keeps ``search`` (the distributions a drawn job came from).
+NOT_HASHED = ("logger", "output", "hydra", "optimized_metric", "train.checkpoint_every")
 # Keys added after results were stored, with the value that does what the harness did before
 # they existed: at that value a key is left out of the compile group and the config hash, so
 # results stored before it keep their hash (resume still finds them).
@@ -104,6 +109,18 @@ def static_part(cfg: DictConfig) -> dict[str, Any]:
 def digest(obj: Any) -> str:
     """A short stable hash of a JSON-able object."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config minus what does not change results (:data:`NOT_HASHED`)
+    and minus keys at their neutral default (:data:`NEUTRAL_DEFAULTS`).
+
+    A stored result whose hash equals a job's hash is that job's result (resume skips it).
+    """
+    container = drop_neutral(OmegaConf.to_container(cfg, resolve=True))
+    for path in NOT_HASHED:
+        _drop(container, path)
+    return digest(container)
 
 
 def group_key(cfg: DictConfig) -> str:

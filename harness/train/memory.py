@@ -1,4 +1,7 @@
-"""How many members of a group fit in memory at once: an estimate from shapes, no compile."""
+"""Memory a member of a group needs, and memory there is: estimates from shapes, no compile.
+
+harness.validate checks a config against them; harness.sweep.chunking splits groups with them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from harness.data.base import Dataset
+from harness.models import build_model
 from harness.train.loop import EVAL_CHUNK
 from harness.train.objective import num_model_outputs, resolve_loss
 
@@ -20,8 +24,6 @@ PARAM_COPIES = 8
 
 def _sizes(cfg, dataset: Dataset) -> tuple[int, int]:
     """(parameters, activations per example of one forward pass) of a member's model."""
-    from harness.models import build_model
-
     loss = resolve_loss(str(cfg.train.loss), dataset.task)
     model = build_model(
         cfg.model,
@@ -82,16 +84,3 @@ def host_available_bytes() -> int:
     except OSError:
         pass
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
-
-
-def max_members(cfg, dataset: Dataset, memory_fraction: float = 0.5) -> int:
-    """Members per chunk so that a chunk uses at most ``memory_fraction`` of free memory."""
-    per_member = max(member_bytes(cfg, dataset), 1)
-    return max(1, int(available_bytes() * memory_fraction // per_member))
-
-
-def chunk_sizes(n: int, limit: int) -> list[int]:
-    """Split ``n`` members into near-equal chunks of at most ``limit``."""
-    count = math.ceil(n / max(limit, 1))
-    base, extra = divmod(n, count)
-    return [base + (1 if i < extra else 0) for i in range(count)]

@@ -57,18 +57,14 @@ def compose(overrides: list[str]):
 
 
 def train_and_store(cfgs: list, root: Path) -> list[Path]:
-    """Train ``cfgs`` as one group and store every member under ``root``; their folders."""
-    from harness.job import store_member
-    from harness.train import checkpoint
+    """Train ``cfgs`` as one group and store every member under ``root`` (the job lifecycle,
+    :func:`harness.job.run`); their folders."""
+    from harness import job
 
-    group = checkpoint.train_group(cfgs, root)
-    folders = []
-    for i, (cfg, output) in enumerate(zip(cfgs, group.outputs)):
-        run_dir = root / str(i)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        store_member(run_dir, cfg, output, group, overrides=[])
-        folders.append(run_dir)
-    checkpoint.discard(cfgs, root)
+    folders = [root / str(i) for i in range(len(cfgs))]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    job.run(cfgs, folders, [[] for _ in cfgs], root)
     return folders
 
 

@@ -321,8 +321,7 @@ def member_configs(settings: Settings) -> list[Member]:
 
     Raises ConfigError (with the config key) for a value the harness does not take.
     """
-    from harness.data.cache import dataset_for
-    from harness.validate import validate_config, validate_with_data
+    from harness.job import check  # imports JAX: loading the page's settings does not need it
 
     key, values, labels = compared(settings)
     members = []
@@ -341,8 +340,7 @@ def member_configs(settings: Settings) -> list[Member]:
         if ident in checked:
             continue
         checked.add(ident)
-        validate_config(m.cfg)
-        validate_with_data(m.cfg, dataset_for(m.cfg))
+        check(m.cfg)
     return members
 
 

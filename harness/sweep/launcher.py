@@ -196,28 +196,20 @@ class FusedLauncher(Launcher):
     @staticmethod
     def _validate(jobs: list[Job]) -> None:
         """Check every job before any compute (datasets are generated once per data config)."""
-        from harness.data.cache import dataset_for
-        from harness.validate import validate_config, validate_with_data
+        from harness.job import check
 
         for job in jobs:
             try:
-                validate_config(job.cfg)
-                validate_with_data(job.cfg, dataset_for(job.cfg))
+                check(job.cfg)
             except (ConfigError, DataError) as exc:
                 shown = " ".join(job.overrides) or "(no overrides)"
                 raise _JobError(f"job #{job.idx} [{shown}]: {exc}") from exc
 
     def _stored(self, job: Job) -> Optional[dict[str, Any]]:
         """The job's stored result if it is complete and of the same config."""
-        from harness import store
-        from harness.results import config_hash
+        from harness.job import stored_result
 
-        if not self.resume:
-            return None
-        result = store.read_result(job.run_dir)
-        if result and result.get("status") in ("ok", "diverged") and result.get("config_hash") == config_hash(job.cfg):
-            return result
-        return None
+        return stored_result(job.run_dir, job.cfg) if self.resume else None
 
     # -- running ---------------------------------------------------------------------------
 
@@ -421,11 +413,11 @@ class _Run:
             log.debug(f"precompiling failed: {exc}")
 
     def _run_chunk(self, chunk: list[Job], pad_to: int) -> None:
-        from harness.train import checkpoint
+        from harness import job as lifecycle
 
         self.stats["chunks"] += 1
         try:  # run_group, or in segments with checkpoints when train.checkpoint_every is set
-            group = checkpoint.train_group([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)
+            group = lifecycle.train([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)
         except Exception as exc:  # noqa: BLE001 - one broken group must not sink the sweep
             log.error(f"group failed ({type(exc).__name__}: {exc}); its {len(chunk)} jobs are marked failed")
             for job in chunk:
@@ -435,18 +427,16 @@ class _Run:
         self.stats["compile_wait_s"] += group.compile_wait_s if group.compiled else 0.0
         self.stats["run_s"] += group.run_s
         self.stats["members"] += len(chunk)
-        from harness.store import deferred_sync
-
         started = time.perf_counter()
-        # A sync for the chunk's files, then one for its result.json files, not one per file.
-        # Hydra callbacks get each job's files complete when they fire: no deferring then.
-        with contextlib.nullcontext() if self.launcher.config.hydra.callbacks else deferred_sync():
-            for job, output in zip(chunk, group.outputs):
-                self.returns[job.idx] = self._store(job, output, group)
+        # Hydra callbacks get each job's files complete when they fire: no deferred sync then.
+        returns = lifecycle.store_members(group, lambda i, output: self._store(chunk[i], output, group),
+                                          defer_sync=not self.launcher.config.hydra.callbacks)
+        for job, ret in zip(chunk, returns):
+            self.returns[job.idx] = ret
         self.stats["store_s"] += time.perf_counter() - started
         for job in chunk:  # plots and W&B runs are drawn from the records, now on disk
             self._queue_member(job)
-        checkpoint.discard([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)  # results stored
+        lifecycle.finish([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)  # results stored
 
     def _store(self, job: Job, output: dict[str, Any], group) -> JobReturn:
         from harness.job import store_member

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config import CONF_PATH, register_configs
 from harness.errors import ConfigError, DataError
 from harness.hydra_errors import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED
+from harness.store import RESULT_FILE
 
 log = logging.getLogger("harness")
 
@@ -83,7 +84,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
         fail(exc, run_dir)
     stored = job.stored_result(run_dir, cfg)
     if stored is not None:  # rerun into the same folder (hydra.run.dir): the record is complete
-        log.info(f"already stored, not trained again: {Path(run_dir) / 'result.json'}")
+        log.info(f"already stored, not trained again: {Path(run_dir) / RESULT_FILE}")
         return objective_value(cfg, stored["metrics"])
     # One call, or segments with checkpoints in the job's folder (train.checkpoint_every): a
     # job requeued by SLURM (hydra/launcher=slurm) or rerun into the same folder resumes.
@@ -114,7 +115,7 @@ def summary_line(result: dict[str, Any], run_dir: str) -> str:
     return (
         f"{result['status']}: {metrics} | {result['budget']['kind']}={result['budget']['size']} "
         f"({result['budget']['steps']} steps) | compile {t['compile_s']:.2f}s run {t['run_s']:.2f}s "
-        f"| {Path(run_dir) / 'result.json'}"
+        f"| {Path(run_dir) / RESULT_FILE}"
     )
 
 

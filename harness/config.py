@@ -88,6 +88,9 @@ class OptimConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
+REGULARIZERS = ("none", "l1", "l2")  # the choices of regularizer.kind
+
+
 @dataclass
 class RegularizerConfig:
     """Penalty on weights (kernels, not biases), as in TensorFlow Playground."""

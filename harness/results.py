@@ -15,6 +15,7 @@ from harness import store
 from harness.train.hparams import config_hash, hparams_of  # noqa: F401 - config_hash: readers import it from here
 from harness.train.loop import GNS_CURVES, Budget, eval_splits, quality_metric
 
+# Metric names whose last path component is one of these are better when lower.
 LOWER_IS_BETTER = ("loss", "mse")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from harness import config as schema
+from harness.config import REGULARIZERS
 from harness.data import generated_bytes, validate_data_config
 from harness.errors import NO_VALUE, ConfigError
 from harness.models import validate_model_config, validate_model_for_data
@@ -24,7 +25,6 @@ from harness.train.objective import LOSSES, num_model_outputs, resolve_loss
 from harness.train.optim import OPTIMIZERS, SCHEDULES
 from harness.train.transfer import load_params
 
-REGULARIZERS = ("none", "l1", "l2")
 LOGGERS = ("wandb", "none")
 MAX_STEPS = 2**31 - 1  # step counters are int32 inside the compiled program
 MAX_SEED = 2**31 - 1  # seeds enter the program as int32 arrays (one per member) for PRNGKey

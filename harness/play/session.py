@@ -30,7 +30,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from harness.data.playground import FEATURE_NAMES
+from harness.data.playground import FEATURE_NAMES, INPUT_EXTENT
 from harness.errors import ConfigError
 from harness.play import network, neurons
 from harness.play.settings import EPOCHS, Member, Settings, live_change, member_configs
@@ -233,7 +233,7 @@ class Session:
             "chunk": self.chunk,
             "max_epochs": EPOCHS,
             "resolution": res,
-            "extent": list(ds.input_extent or (-6.0, 6.0)),
+            "extent": list(ds.input_extent or INPUT_EXTENT),
             "points": {"train": rows("train", ds.y_train), "test": rows("test", ds.y_test)},
             "start_s": round(self.start_s, 3),
             "thumb_resolution": neurons.RESOLUTION,

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config import REGULARIZERS
 from harness.data.playground import CLASSIFICATION_SETS, FEATURE_NAMES, PLAYGROUND_SETS, REGRESSION_SETS, task_of
 from harness.errors import ConfigError
 
@@ -35,7 +36,6 @@ MAX_LAYERS, MAX_NEURONS, MAX_SEEDS = 6, 8, 8  # Playground's limits (and ours fo
 LEARNING_RATES = (0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 REG_RATES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
-REGULARIZERS = ("none", "l1", "l2")
 BATCH_SIZES = (1, 3, 10, 30)
 FEATURE_SETS = {
     "x1 x2": ["x1", "x2"],

@@ -42,6 +42,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from harness import store
 from harness.errors import ConfigError, DataError
 from harness.sweep.compose import ComposedJob
 
@@ -828,7 +829,7 @@ def _submitted_return(job: Job) -> JobReturn:
 
 def _result_mtime(job: Job) -> Optional[int]:
     try:
-        return (job.run_dir / "result.json").stat().st_mtime_ns
+        return (job.run_dir / store.RESULT_FILE).stat().st_mtime_ns
     except OSError:
         return None
 

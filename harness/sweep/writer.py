@@ -150,17 +150,6 @@ class BackgroundWriter:
         self.tasks.put(("group", (str(group_dir), [str(d) for d in run_dirs], logger_container, name, group)))
         self.submitted += 1
 
-    def poll(self) -> int:
-        """Count tasks finished since the last poll."""
-        n = 0
-        while True:
-            try:
-                n += self.done.get_nowait()
-            except queue.Empty:
-                break
-        self.finished += n
-        return n
-
     def close(self, on_progress=None) -> None:
         """Finish every queued task, then stop the process."""
         self.tasks.put(None)

@@ -648,18 +648,6 @@ def log_group(
         return None
 
 
-def log_runs(run_dirs: Iterable[str | os.PathLike], logger_cfg, *, skip_logged: bool = True, images: bool = True) -> dict[str, str | None]:
-    """Log many stored runs (reading each result.json), skipping those already logged."""
-    ids: dict[str, str | None] = {}
-    for run_dir in run_dirs:
-        if skip_logged and already_logged(run_dir):
-            continue
-        result = store.read_result(run_dir)
-        if result is not None:
-            ids[str(run_dir)] = log_run(run_dir, result, logger_cfg, images=images)
-    return ids
-
-
 def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[str, str | os.PathLike],
                logger_cfg, *, name: str, config: dict[str, Any] | None = None,
                summary: dict[str, Any] | None = None, init_timeout: float | None = None,

@@ -1,4 +1,4 @@
-"""Reliability (issue #6, part 1): malformed overrides and config files never run and never write.
+"""Malformed overrides and config files never run and never write.
 
 A property-based test generates malformed overrides and config files (wrong types, zero /
 negative / NaN / inf numbers, unknown group options and keys, empty or absurd widths, batch

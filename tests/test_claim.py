@@ -123,7 +123,7 @@ def test_every_claim_file_builds_valid_jobs(name, scale):
             validate_with_data(cfg, dataset_for(cfg))
 
 
-# ---------------------------------------------------------------- claims run end to end
+# ---------------------------------------------------------------- claims of issue #4, part 2
 
 
 def test_learning_rate_small(tmp_path):

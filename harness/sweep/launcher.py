@@ -43,8 +43,21 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
+from harness.config import CONF_DIR
+from harness.data.cache import dataset_for
 from harness.errors import ConfigError, DataError
-from harness.sweep.compose import ComposedJob
+from harness.hydra_errors import one_line
+from harness.sweep import remote
+from harness.sweep.compose import ComposedJob, SweepComposer
+from harness.sweep.remote import Tracker, write_hydra_files
+from harness.sweep.search import as_overrides, draw
+from harness.sweep.writer import MODES, BackgroundWriter, write_group_run, write_member_extras
+from harness.track.wandb_logger import already_logged, run_identity, tracking_enabled, varying_keys
+from harness.train.hparams import plan_groups
+
+# Hydra imports this module whenever it discovers plugins (every Hydra app, --help), before
+# harness.runtime.setup_jax has run: what imports JAX (the job lifecycle, the engine,
+# checkpoints, memory estimates, results) is imported inside the methods that use it.
 
 log = logging.getLogger("harness.fused")
 
@@ -103,8 +116,6 @@ class FusedLauncher(Launcher):
                  gres: Optional[str] = None, setup: Optional[Sequence[str]] = SETUP,
                  additional_parameters: Optional[dict[str, Any]] = None,
                  submitit_folder: str = ".submitit/%j") -> None:
-        from harness.sweep.writer import MODES
-
         if wandb not in MODES:
             raise ConfigError("hydra.launcher.wandb", wandb, MODES)
         if writer not in ("background", "inline"):
@@ -165,15 +176,11 @@ class FusedLauncher(Launcher):
         from omegaconf.errors import OmegaConfBaseException
 
         if self._composer is None:
-            from harness.config import CONF_DIR
-            from harness.sweep.compose import SweepComposer
-
             groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
             self._composer = SweepComposer(self.hydra_context.config_loader, self.config, groups)
         try:
             return self._composer.compose(list(overrides), idx)
         except OmegaConfBaseException as exc:  # a value the schema rejects (Hydra would say the same)
-            from harness.hydra_errors import one_line
 
             wrapped = Exception(str(exc))
             wrapped.__cause__ = exc
@@ -181,8 +188,6 @@ class FusedLauncher(Launcher):
 
     def _compose_all(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Job]:
         """Compose every job; a job with a search space becomes one job per drawn point."""
-        from harness.sweep.search import as_overrides, draw
-
         jobs: list[Job] = []
         for overrides in job_overrides:
             job = self._compose(list(overrides), initial_job_idx + len(jobs))
@@ -233,7 +238,6 @@ class FusedLauncher(Launcher):
             _remove_if_only_multirun_yaml(sweep_dir)
             raise
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        from harness.track.wandb_logger import varying_keys
 
         self.varying_keys |= varying_keys(job.overrides for job in jobs)
         return _Run(self, jobs).execute()
@@ -291,8 +295,6 @@ class _Run:
         started = time.perf_counter()
         pending = self._resume()
         if self.launcher.backend == "slurm":
-            from harness.sweep.remote import Tracker
-
             self.tracker = Tracker(self.sweep_dir)
             earlier, pending = self._attach(pending)
             self._execute_slurm(self._plan(pending), earlier)
@@ -318,8 +320,6 @@ class _Run:
 
     def _plan(self, pending: list[Job]) -> list[_Chunk]:
         """Compile groups of the pending jobs, each split into chunks that fit in memory."""
-        from harness.train.hparams import plan_groups
-
         groups = plan_groups([j.cfg for j in pending])
         self.stats["groups"] = len(groups)
         planned = []
@@ -352,9 +352,6 @@ class _Run:
     def _extras_missing(self) -> list[Job]:
         """Jobs skipped on resume whose W&B run (no ``wandb_run_id`` marker) or plots (no PNG,
         or a temp file left among them) an interrupted command never finished."""
-        from harness import store
-        from harness.track.wandb_logger import already_logged, tracking_enabled
-
         missing = []
         for job in self.jobs:
             if job.idx not in self.returns:
@@ -375,14 +372,11 @@ class _Run:
             or (self.launcher.wandb != "none" and any(j.cfg.logger.name == "wandb" for j in pending))
         )
         if needed and self.launcher.writer_mode == "background":
-            from harness.sweep.writer import BackgroundWriter
-
             self.writer = BackgroundWriter()
 
     def _chunks(self, members: list[Job]) -> list[list[Job]]:
         from harness.sweep.chunking import chunk_sizes, max_members
         from harness.train.memory import member_bytes
-        from harness.data.cache import dataset_for
 
         limit = self.launcher.max_members
         mem_gb = self.launcher.slurm["mem_gb"]
@@ -450,7 +444,6 @@ class _Run:
         return self._run_job(job, task)
 
     def _store_failed(self, job: Job, exc: BaseException) -> JobReturn:
-        from harness import store
         from harness.results import config_hash, versions
 
         def task(_cfg: DictConfig) -> dict[str, Any]:
@@ -475,7 +468,6 @@ class _Run:
         if self.launcher.config.hydra.callbacks:
             return run_job(hydra_context=self.launcher.hydra_context, task_function=task, config=job.sweep_config(),
                            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir", configure_logging=False)
-        from harness.sweep.remote import write_hydra_files
 
         job.run_dir.mkdir(parents=True, exist_ok=True)
         write_hydra_files(str(job.run_dir), job.hydra.get("output_subdir"), job.hydra_files())
@@ -500,8 +492,6 @@ class _Run:
 
     def _wandb_identity(self, job: Job) -> dict[str, Any]:
         """The job's W&B group (the sweep), name (its overrides that vary in the sweep) and tags."""
-        from harness.track.wandb_logger import run_identity
-
         return run_identity(job.overrides, self.launcher.varying_keys, self._wandb_group)
 
     def _queue_member(self, job: Job) -> None:
@@ -510,15 +500,11 @@ class _Run:
         if self.writer is not None:
             self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
         elif job.cfg.output.plots or member_wandb == "member":
-            from harness.sweep.writer import write_member_extras
-
             write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
 
     @functools.cached_property
     def _compile_groups(self) -> list[tuple[str, list[Job]]]:
         """Every compile group of the sweep (all its jobs, stored earlier or not), by key."""
-        from harness.train.hparams import plan_groups
-
         groups = plan_groups([j.cfg for j in self.jobs])
         return [(g.key, [self.jobs[i] for i in g.members]) for g in groups]
 
@@ -549,8 +535,6 @@ class _Run:
             if self.writer is not None:
                 self.writer.group(**args)
             else:
-                from harness.sweep.writer import write_group_run
-
                 write_group_run(**args)
 
     # -- SLURM (backend=slurm) --------------------------------------------------------------
@@ -558,8 +542,6 @@ class _Run:
     def _attach(self, pending: list[Job]) -> tuple[list[_Submitted], list[Job]]:
         """Split off jobs that an earlier command submitted and that are still pending or
         running on the cluster (``slurm_jobs.json``): they are waited for, not resubmitted."""
-        from harness.sweep import remote
-
         self.baseline = {job.idx: _result_mtime(job) for job in pending}  # stale records do not count
         self.hashes: dict[int, str] = {}
         if not self.launcher.resume or not self.tracker.jobs:
@@ -600,8 +582,6 @@ class _Run:
 
     def _submit(self, chunks: list[_Chunk]) -> list[_Submitted]:
         """One SLURM job per chunk, recorded in ``slurm_jobs.json`` as soon as it is submitted."""
-        from harness.sweep import remote
-
         name = str(self.launcher.config.hydra.job.name)
         from harness.train.checkpoint import every
 
@@ -649,8 +629,6 @@ class _Run:
     def _wait(self, waiting: list[_Submitted]) -> None:
         """Poll until every SLURM job has ended: members done (result files) and job states
         on a progress bar; then one return per job from its stored result."""
-        from harness.sweep import remote
-
         left = {job.idx: job for s in waiting for job in s.jobs}
         started, refreshed = time.monotonic(), float("-inf")
         with _progress(self.launcher.progress, len(left)) as progress:
@@ -701,7 +679,6 @@ class _Run:
         try:
             out = s.handle.result()
         except Exception as exc:  # noqa: BLE001 - one failed SLURM job must not sink the sweep
-            from harness.sweep import remote
 
             state = remote.state(s.handle)
             state = "" if state == "FINISHED" else f" (state {state})"  # FINISHED: an exception in the job
@@ -729,8 +706,6 @@ class _Run:
 
     def _new_result(self, job: Job) -> Optional[dict[str, Any]]:
         """The job's result if one of its config was stored since this command started."""
-        from harness import store
-
         mtime = _result_mtime(job)
         if mtime is None or mtime == self.baseline.get(job.idx):
             return None

@@ -22,11 +22,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import CONF_PATH, conf_dir, register_configs
+from harness.config import CONF_PATH, register_configs
 from harness.errors import ConfigError, DataError
 from harness.hydra_errors import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED
+from harness.store import RESULT_FILE
 
-CONF_DIR = str(conf_dir())  # kept for callers that import it from here
 log = logging.getLogger("harness")
 
 
@@ -68,12 +68,11 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
         setup_jax()  # again here: launchers such as submitit call this function without main()
     except ConfigError as exc:  # a JAX_PLATFORMS this machine cannot start
         fail(exc)
-    from harness.job import plot_member, store_member, track_member
+    # Imported here, after setup_jax: they import JAX, whose flags setup_jax sets.
+    from harness import job
     from harness.results import objective_value
-    from harness.sweep import checkpoint
-    from harness.sweep.engine import dataset_for
     from harness.sweep.progress import Display
-    from harness.validate import validate_config, validate_with_data
+    from harness.sweep.writer import plot_member, track_member
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
@@ -81,18 +80,18 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
     # optim.lr='${oc.env:UNSET}' here, before validation can name it.
     overrides = OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False)
     try:
-        validate_config(cfg)
-        dataset = dataset_for(cfg)
-        validate_with_data(cfg, dataset)
+        dataset = job.check(cfg)
     except (ConfigError, DataError) as exc:
         fail(exc, run_dir)
+    stored = job.stored_result(run_dir, cfg)
+    if stored is not None:  # rerun into the same folder (hydra.run.dir): the record is complete
+        log.info(f"already stored, not trained again: {Path(run_dir) / RESULT_FILE}")
+        return objective_value(cfg, stored["metrics"])
     # One call, or segments with checkpoints in the job's folder (train.checkpoint_every): a
     # job requeued by SLURM (hydra/launcher=slurm) or rerun into the same folder resumes.
     with Display(True, 1) as progress:  # compiling, training, epochs (train.checkpoint_every)
-        group = checkpoint.train_group([cfg], run_dir, dataset=dataset)
+        _, (result,) = job.run([cfg], [run_dir], [overrides], run_dir, dataset=dataset)
         progress.advance(1)
-    result = store_member(run_dir, cfg, group.outputs[0], group, overrides)
-    checkpoint.discard([cfg], run_dir)
     plot_member(run_dir, cfg, result)
     track_member(run_dir, cfg, result, wandb_identity(hydra_cfg, overrides))
     log.info(summary_line(result, run_dir))
@@ -121,7 +120,7 @@ def summary_line(result: dict[str, Any], run_dir: str) -> str:
     return (
         f"{result['status']}: {metrics} | {result['budget']['kind']}={result['budget']['size']} "
         f"({result['budget']['steps']} steps) | compile {t['compile_s']:.2f}s run {t['run_s']:.2f}s "
-        f"| {backend_text(result)} | {Path(run_dir) / 'result.json'}"
+        f"| {backend_text(result)} | {Path(run_dir) / RESULT_FILE}"
     )
 
 

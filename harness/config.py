@@ -88,6 +88,9 @@ class OptimConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
 
+REGULARIZERS = ("none", "l1", "l2")  # the choices of regularizer.kind
+
+
 @dataclass
 class RegularizerConfig:
     """Penalty on weights (kernels, not biases), as in TensorFlow Playground."""
@@ -191,6 +194,9 @@ GROUP_SCHEMAS: dict[str, type] = {
 def conf_dir() -> Path:
     """The folder of the shipped configs (conf/ of a checkout or the installed harness/conf)."""
     return Path(str(resources.files(CONF_PACKAGE)))
+
+
+CONF_DIR = conf_dir()  # the one place that says where conf/ is
 
 
 def register_configs() -> None:

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Optional
 
 from harness import store
 from harness.errors import ConfigError
+from harness.train.hparams import container_hash
 
 SKIPPED_DIRS = (store.REPLACED_DIR, "wandb", "wandb-groups", ".submitit", ".hydra")
 
@@ -61,8 +62,6 @@ class Conflict:
 def verified(record: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
     """``(hash, None)``: the hash of a record's stored config, when it equals the stored
     ``config_hash``; ``(None, why)`` when they disagree or the config cannot be hashed."""
-    from harness.results import container_hash
-
     try:
         recomputed = container_hash(record["config"])
     except Exception as exc:  # noqa: BLE001 - any config that cannot be hashed is not a trusted record
@@ -244,8 +243,6 @@ def _planned_run(config: Any, run_dir: Path) -> Optional[Planned]:
     """The single run as planned, or None when its config does not resolve (validation,
     which runs next, names the bad key)."""
     from omegaconf import OmegaConf
-
-    from harness.results import container_hash
 
     import copy
 

@@ -12,36 +12,11 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
-from harness.sweep.plan import digest, drop_neutral, hparams_of
-from harness.train.loop import Budget
+from harness.train.hparams import config_hash, container_hash, hparams_of  # noqa: F401 - the hashes: readers import them from here
+from harness.train.loop import GNS_CURVES, Budget, eval_splits, quality_metric
 
+# Metric names whose last path component is one of these are better when lower.
 LOWER_IS_BETTER = ("loss", "mse")
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config minus what does not change results (logger, output, hydra,
-    optimized_metric, train.checkpoint_every) and minus keys at their neutral default
-    (plan.NEUTRAL_DEFAULTS).
-
-    A stored result whose hash equals a job's hash is that job's result (resume skips it).
-    """
-    return container_hash(OmegaConf.to_container(cfg, resolve=True))
-
-
-def container_hash(container: dict[str, Any]) -> str:
-    """:func:`config_hash` of a resolved config as plain data (a stored record's ``config``):
-    resume recomputes a record's hash from its config instead of trusting its ``config_hash``."""
-    import copy
-
-    container = drop_neutral(copy.deepcopy(container))
-    # optimized_metric only picks what a job returns (and hashes stay those of earlier results).
-    for key in ("logger", "output", "hydra", "optimized_metric"):
-        container.pop(key, None)
-    # Checkpointing changes no result (and hashes stay those of results stored before it existed);
-    # train.diverge_above only judges the stored curves, after training (a record's status).
-    container.get("train", {}).pop("checkpoint_every", None)
-    container.get("train", {}).pop("diverge_above", None)
-    return digest(container)
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,8 +74,6 @@ def summarize_curves(curves: dict[str, np.ndarray]) -> dict[str, float]:
 def metric_names(cfg: DictConfig, dataset) -> set[str]:
     """Every key of ``metrics`` that a run of ``cfg`` on ``dataset`` stores (as
     :func:`summarize_curves` and :func:`make_result` name them), known before any compute."""
-    from harness.train.loop import GNS_CURVES, eval_splits, quality_metric
-
     curves = [f"{s}/{m}" for s in eval_splits(dataset) for m in ("loss", quality_metric(dataset.task))]
     names = {*curves, *(f"best/{c}" for c in curves), "weight_sparsity"}
     if cfg.train.grad_noise_scale:

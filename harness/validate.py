@@ -13,12 +13,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from harness import config as schema
+from harness.config import REGULARIZERS
+from harness.data import generated_bytes, validate_data_config
 from harness.errors import NO_VALUE, ConfigError
-from harness.train.loop import ORDERS, PARTIAL_BATCHES
-from harness.train.objective import LOSSES
+from harness.models import validate_model_config, validate_model_for_data
+from harness.results import metric_names
+from harness.train.loop import ORDERS, PARTIAL_BATCHES, make_budget
+from harness.train.memory import available_bytes, boundary_bytes, host_available_bytes, member_bytes
+from harness.train.objective import LOSSES, num_model_outputs, resolve_loss
 from harness.train.optim import OPTIMIZERS, SCHEDULES
+from harness.train.transfer import load_params
 
-REGULARIZERS = ("none", "l1", "l2")
 LOGGERS = ("wandb", "none")
 MAX_STEPS = 2**31 - 1  # step counters are int32 inside the compiled program
 MAX_SEED = 2**31 - 1  # seeds enter the program as int32 arrays (one per member) for PRNGKey
@@ -55,7 +61,6 @@ def _known_keys(cfg: DictConfig) -> None:
     """Keys the schema does not know (``+optim.lr_decay=...`` adds one silently) are errors."""
     import dataclasses
 
-    from harness import config as schema
 
     def check(node: Any, cls: type, prefix: str) -> None:
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -106,15 +111,12 @@ def _params_file(path: Any) -> None:
     """``train.init_from``: null, or a readable params.npz of arrays (checked by reading it)."""
     if path is None:
         return
-    from harness.train.transfer import load_params
 
     load_params(str(path))
 
 
 def validate_config(cfg: DictConfig) -> None:
     """Check every value that can be checked without generating data."""
-    from harness.data import validate_data_config
-    from harness.models import validate_model_config
 
     _resolve_all(cfg)
     _known_keys(cfg)
@@ -172,13 +174,10 @@ def validate_with_data(cfg: DictConfig, dataset) -> None:
     n_train = len(dataset.x_train)
     if cfg.train.batch_size > n_train:
         raise ConfigError("train.batch_size", cfg.train.batch_size, f"an integer <= {n_train} (the training-set size)")
-    from harness.models import validate_model_for_data
-    from harness.train.objective import num_model_outputs, resolve_loss
 
     loss = resolve_loss(str(cfg.train.loss), dataset.task)
     outputs = num_model_outputs(loss, dataset.task, dataset.num_classes)
     validate_model_for_data(cfg.model, dataset.layout, dataset.input_shape, outputs, dataset.vocab_size, dataset.targets)
-    from harness.train.loop import make_budget
 
     budget = make_budget(cfg.train, n_train)
     if budget.total_steps > MAX_STEPS:
@@ -194,7 +193,6 @@ def _optimized_metric(cfg: DictConfig, dataset) -> None:
     key = cfg.get("optimized_metric")
     if key is None:
         return
-    from harness.results import metric_names
 
     names = metric_names(cfg, dataset)
     if key not in names:
@@ -208,8 +206,6 @@ _MEMBER_BYTES: dict[str, tuple[int, int]] = {}
 
 def _data_fits_in_memory(data) -> None:
     """Generating the data set must fit in host memory (checked before any is generated)."""
-    from harness.data import generated_bytes
-    from harness.sweep.chunking import host_available_bytes
 
     need = generated_bytes(data)
     free = host_available_bytes()
@@ -248,7 +244,6 @@ def _fits_in_memory(cfg: DictConfig, dataset) -> None:
 
     from omegaconf import OmegaConf
 
-    from harness.sweep.chunking import available_bytes, boundary_bytes, member_bytes
 
     key = json.dumps([OmegaConf.to_container(cfg.model, resolve=True), int(cfg.train.batch_size), str(cfg.train.loss),
                       dataset.name, list(dataset.input_shape), dataset.sizes, int(cfg.output.boundary_resolution)],

@@ -818,8 +818,9 @@ def profile_members(overrides: list[str], counts: list[int]) -> list[dict[str, A
     import jax.numpy as jnp
     import numpy as np
 
-    from harness.sweep.engine import boundary_grid, dataset_for
-    from harness.sweep.plan import stack_hparams
+    from harness.data.cache import dataset_for
+    from harness.data.playground import boundary_grid
+    from harness.train.hparams import stack_hparams
     from harness.train.loop import make_train, prepare_data
 
     cfg = compose(overrides)

@@ -23,8 +23,8 @@ setup_jax(compile_cache=False)
 
 from conftest import compose_config  # noqa: E402
 
-from harness.sweep import checkpoint  # noqa: E402
-from harness.sweep.engine import GroupProgram  # noqa: E402
+from harness.train import checkpoint  # noqa: E402
+from harness.train.engine import GroupProgram  # noqa: E402
 
 CASES = [
     ("spiral FNN [8,8], SGD", ["data=spiral", "train.epochs=6"], 64),

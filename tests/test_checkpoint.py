@@ -19,9 +19,9 @@ import pytest
 from conftest import SHRINK, compose_config, run_cli
 from harness.errors import ConfigError
 from harness.results import config_hash
-from harness.sweep import checkpoint
-from harness.sweep.engine import run_group
-from harness.sweep.plan import group_key
+from harness.train import checkpoint
+from harness.train.engine import run_group
+from harness.train.hparams import group_key
 from harness.validate import validate_config
 
 # 60 epochs of 25 steps, a checkpoint every 5 epochs: 12 saves. Both tests train the same two

@@ -106,7 +106,7 @@ def test_every_claim_file_builds_valid_jobs(name, scale):
     from omegaconf import OmegaConf
 
     from conftest import compose_config
-    from harness.sweep.engine import dataset_for
+    from harness.data.cache import dataset_for
     from harness.validate import validate_config, validate_with_data
 
     claim = OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "claim" / f"{name}.yaml"))

@@ -72,7 +72,7 @@ def test_a_metric_of_another_task_is_refused():
 def test_expected_metrics_match_a_stored_run(tmp_path):
     """The metrics the check expects are exactly those a real run stores (plus derived ones)."""
     from harness.results import make_result  # noqa: F401  (the record's writer)
-    from harness.sweep.checkpoint import train_group
+    from harness.train.checkpoint import train_group
     from harness.job import store_member
 
     cfg = compose_config(["data=circle", "data.val_fraction=0.2", "train.epochs=1", "model.hidden=[2]",

@@ -36,6 +36,21 @@ def test_single_run_writes_a_complete_record(tmp_path):
     assert not list(run.glob(".*.tmp")), "no temp files left behind"
 
 
+def test_single_run_rerun_into_its_folder_keeps_the_stored_record(tmp_path):
+    """A single run resumes as a sweep does: the same config into the same folder is not
+    trained again (its record stays byte for byte); a changed config is."""
+    args = TINY + ["hydra.run.dir=run"]
+    assert run_cli(args, tmp_path).returncode == 0
+    record = (tmp_path / "run" / "result.json").read_bytes()
+    again = run_cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already stored" in again.stdout
+    assert (tmp_path / "run" / "result.json").read_bytes() == record
+    changed = run_cli(args + ["optim.lr=0.1"], tmp_path)
+    assert changed.returncode == 0 and "already stored" not in changed.stdout
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["config"]["optim"]["lr"] == 0.1
+
+
 @pytest.mark.parametrize(
     "override, key",
     [

@@ -27,7 +27,7 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 to httpx for its
 from conftest import ROOT, compose_config
 from harness.errors import ConfigError
 from harness.play.server import create_app
-from harness.sweep.plan import hparams_of, static_part
+from harness.train.hparams import hparams_of, static_part
 from harness.validate import validate_config
 
 SMALL = "hidden=3&seeds=3"
@@ -268,7 +268,7 @@ def test_cli_serves_the_page_on_localhost(tmp_path):
 def test_page_curves_are_what_harness_train_computes(client):
     """The curves on the page are harness-train's: the science command at the epoch shown
     trains to the same losses (up to the page's 6 decimals)."""
-    from harness.sweep.engine import run_group
+    from harness.train.engine import run_group
 
     query = "data=xor&hidden=3&seeds=3&lr=0.1&reg=l1&rate=0.001"
     info = client.post(f"/api/session?{query}").json()
@@ -313,7 +313,7 @@ def _new(client, query: str = "") -> str:
 def test_learning_rate_change_takes_effect_at_the_next_epoch_without_compiling(client, compiles):
     import jax
 
-    from harness.sweep import engine
+    from harness.train import engine
 
     changed, twin = _new(client), _new(client)
     for sid in (changed, twin):

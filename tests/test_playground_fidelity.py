@@ -22,7 +22,7 @@ import pytest
 from conftest import SHRINK, compose_config
 from harness.data.base import Dataset
 from harness.data.playground import feature_map
-from harness.sweep.plan import hparams_of
+from harness.train.hparams import hparams_of
 from harness.train.loop import make_segments, prepare_data
 
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "playground_reference.json").read_text())

@@ -14,8 +14,8 @@ import pytest
 from conftest import SHRINK, compose_config
 from harness.errors import ConfigError
 from harness.results import config_hash
-from harness.sweep.engine import run_group
-from harness.sweep.plan import group_key
+from harness.train.engine import run_group
+from harness.train.hparams import group_key
 from harness.train import objective
 from harness.train.loop import epoch_orders, leftover_batches
 from harness.train.optim import l1_dead_links

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import SHRINK, compose_config, run_cli
 from harness.runtime import CACHE_MAX_BYTES, CPU_FLAG, accelerator_plugins, cache_settings, xla_flags
-from harness.sweep.engine import run_group
+from harness.train.engine import run_group
 
 
 def test_harness_cache_defaults_apply_only_where_the_user_set_nothing(tmp_path, monkeypatch):

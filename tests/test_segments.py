@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import SHRINK, compose_config
-from harness.sweep.engine import GroupProgram, run_group
+from harness.train.engine import GroupProgram, run_group
 
 CASES = {
     # Playground FNN with the gradient-noise-scale measurement and a diverging member.

@@ -14,7 +14,8 @@ from conftest import compose_config, run_cli
 from harness import store
 from harness.errors import ConfigError
 from harness.results import make_result, metric_names, objective_value
-from harness.sweep.engine import dataset_for, run_group
+from harness.data.cache import dataset_for
+from harness.train.engine import run_group
 from harness.validate import validate_config, validate_with_data
 
 TINY = ["data=xor", "data.num_samples=40", "train.epochs=2", "model.hidden=[2]"]

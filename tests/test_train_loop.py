@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import SHRINK, compose_config
-from harness.sweep.engine import TRACE_COUNT, precompile, run_group
-from harness.sweep.plan import group_key, hparams_of, plan_groups
+from harness.train.engine import TRACE_COUNT, precompile, run_group
+from harness.train.hparams import group_key, hparams_of, plan_groups
 from harness.train import objective
 from harness.train.loop import make_budget
 

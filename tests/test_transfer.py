@@ -8,8 +8,8 @@ import pytest
 
 from conftest import compose_config
 from harness.errors import ConfigError
-from harness.sweep.engine import dataset_for
-from harness.sweep.plan import hparams_of
+from harness.data.cache import dataset_for
+from harness.train.hparams import hparams_of
 from harness.train.loop import make_train, prepare_data
 from harness.train.transfer import head_module
 from harness.validate import validate_config

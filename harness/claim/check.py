@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from harness.claim.spec import HYPOTHESIS_KINDS, STAGE_REF, Sweep, scored_as, validate_claim
 from harness.errors import NO_VALUE, ConfigError
+from harness.overrides import override_key
 
 # Columns the analysis derives from the stored metrics (harness.claim.analyze).
 DERIVED_PREFIX = "gap/"
@@ -66,11 +67,6 @@ def _check_hypotheses(claim: dict) -> None:
             raise ConfigError(f"{key}.kind", kind, tuple(HYPOTHESIS_KINDS))
 
 
-def _override_key(override: str) -> str:
-    """The config key an override sets (``+optim.lr=0.1`` -> ``optim.lr``)."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def _check_tuned_keys(claim: dict) -> None:
     """A key the claim sweeps may not also be set by a setting, ``fixed`` or a protocol."""
     swept = {}
@@ -88,7 +84,7 @@ def _check_tuned_keys(claim: dict) -> None:
                 for p, v in claim["protocols"].items()]
     for where, overrides in sources:
         for override in overrides:
-            key = _override_key(str(override))
+            key = override_key(str(override))
             if key in swept:
                 raise ConfigError(where, str(override), f"no value for {key}: the claim sweeps it ({swept[key]}), "
                                   "and the sweep's values would replace this one")
@@ -100,7 +96,7 @@ def _jobs_of(sweep: Sweep) -> list[tuple[list[str], tuple[str, Any] | None]]:
     that change as ``(key, value)`` when it is a plain value (not a config group choice)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from harness.cli import CONF_DIR
+    from harness.config import CONF_DIR
 
     groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
     parser = OverridesParser.create()
@@ -161,7 +157,7 @@ def _source_of(claim: dict, sweep: Sweep, key: str) -> str:
     sources = [("claim.fixed", claim.get("fixed") or []),
                (f"claim.settings.{sweep.setting}", claim["settings"].get(sweep.setting) or []),
                (f"claim.protocols.{sweep.protocol}.overrides", protocol.get("overrides") or [])]
-    named = [where for where, overrides in sources if any(_override_key(str(o)) == key for o in overrides)]
+    named = [where for where, overrides in sources if any(override_key(str(o)) == key for o in overrides)]
     return named[-1] if named else f"claim.settings.{sweep.setting}"
 
 

@@ -110,7 +110,7 @@ def _boundary_cells(analyses: list[Analysis], sci: str) -> dict[tuple, dict]:
     import numpy as np
     from omegaconf import OmegaConf
 
-    from harness.job import points_dataset
+    from harness.data.cache import points_dataset
     from harness.report.plots import raw_test_points
 
     cells: dict[tuple, dict] = {}

@@ -202,6 +202,17 @@ GENERATORS = {
 }
 
 
+def boundary_grid(dataset: Dataset, resolution: int) -> np.ndarray | None:
+    """Input features on a ``resolution``² grid over the Playground square, or None."""
+    if dataset.input_extent is None or not dataset.feature_names:
+        return None
+    lo, hi = dataset.input_extent
+    ticks = np.linspace(lo, hi, resolution, dtype=np.float32)
+    xx, yy = np.meshgrid(ticks, ticks[::-1])  # row 0 is the top of the picture
+    points = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    return feature_map(points, list(dataset.feature_names)).astype(np.float32)
+
+
 def task_of(name: str) -> str:
     """'classification' or 'regression' for a Playground set."""
     return "classification" if name in CLASSIFICATION_SETS else "regression"

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from harness.data.base import Dataset
 from harness.errors import ConfigError
-from harness.sweep.plan import group_key
+from harness.train.hparams import group_key
 
 _MODELS: dict[str, tuple[Any, str]] = {}
 _LOSS_PROGRAMS: dict[str, Callable] = {}

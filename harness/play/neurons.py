@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from harness.data.base import Dataset
 from harness.data.playground import FEATURE_NAMES
 from harness.play.network import model_of
-from harness.sweep.engine import boundary_grid
-from harness.sweep.plan import group_key
+from harness.data.playground import boundary_grid
+from harness.train.hparams import group_key
 
 RESOLUTION = 20  # thumbnails: 20 x 20 values each
 _PROGRAMS: dict[str, Callable] = {}

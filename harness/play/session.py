@@ -1,9 +1,9 @@
 """One page's training: every member of every compared value, trained by the harness's engine.
 
 A session's members (compared values x seeds) are split into compile groups as a sweep is
-(:func:`harness.sweep.plan.plan_groups`): numbers (learning rate, penalty rate, seeds) are
+(:func:`harness.train.hparams.plan_groups`): numbers (learning rate, penalty rate, seeds) are
 members of one vmapped program; shapes and code (activation, batch size, features) are one
-program each. Each group is a :class:`~harness.sweep.engine.GroupProgram`; the session steps
+program each. Each group is a :class:`~harness.train.engine.GroupProgram`; the session steps
 them in lockstep, a chunk of ``chunk`` epochs at a time (an evaluation period is one epoch),
 and turns the state into snapshots: the curves since a given epoch, the latest losses and
 each member's decision-boundary field on the Playground square. There is no other training
@@ -12,7 +12,7 @@ code: what the page shows is what ``harness-train`` computes.
 A program's segment is one epoch (one evaluation period), so the page's Step can train one
 epoch, as the Playground's does; a chunk is ``chunk`` segments. Between segments the
 Playground's live changes apply: a new learning or regularization rate (new numbers for the
-same compiled program, :meth:`~harness.sweep.engine.GroupProgram.set_numbers`) and a weight
+same compiled program, :meth:`~harness.train.engine.GroupProgram.set_numbers`) and a weight
 or bias typed into the page (:mod:`harness.play.network`). Each is listed in ``changes``
 with the epoch it took effect at: a screen with changes is no longer one ``harness-train``
 run of its URL's settings.
@@ -30,13 +30,13 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from harness.data.playground import FEATURE_NAMES
+from harness.data.playground import FEATURE_NAMES, INPUT_EXTENT
 from harness.errors import ConfigError
 from harness.play import network, neurons
 from harness.play.settings import EPOCHS, Member, Settings, live_change, member_configs
-from harness.sweep import engine
-from harness.sweep.engine import GroupProgram
-from harness.sweep.plan import plan_groups
+from harness.train import engine
+from harness.train.engine import GroupProgram
+from harness.train.hparams import plan_groups
 
 _IDS = itertools.count(1)
 CURVES = ("train/loss", "test/loss")
@@ -233,7 +233,7 @@ class Session:
             "chunk": self.chunk,
             "max_epochs": EPOCHS,
             "resolution": res,
-            "extent": list(ds.input_extent or (-6.0, 6.0)),
+            "extent": list(ds.input_extent or INPUT_EXTENT),
             "points": {"train": rows("train", ds.y_train), "test": rows("test", ds.y_test)},
             "start_s": round(self.start_s, 3),
             "thumb_resolution": neurons.RESOLUTION,

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config import REGULARIZERS
 from harness.data.playground import CLASSIFICATION_SETS, FEATURE_NAMES, PLAYGROUND_SETS, REGRESSION_SETS, task_of
 from harness.errors import ConfigError
 
@@ -35,7 +36,6 @@ MAX_LAYERS, MAX_NEURONS, MAX_SEEDS = 6, 8, 8  # Playground's limits (and ours fo
 LEARNING_RATES = (0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 REG_RATES = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
-REGULARIZERS = ("none", "l1", "l2")
 BATCH_SIZES = (1, 3, 10, 30)
 FEATURE_SETS = {
     "x1 x2": ["x1", "x2"],
@@ -88,7 +88,7 @@ PARAMS: dict[str, tuple[str, str]] = {
 
 # The settings that change while a network trains, as in the Playground (its learning-rate and
 # regularization-rate controls do not reset the network): numbers of the compiled program
-# (harness.sweep.plan.DYNAMIC), so the next segment uses them with nothing recompiled.
+# (harness.train.hparams.DYNAMIC), so the next segment uses them with nothing recompiled.
 LIVE = ("lr", "rate")
 
 # The Playground's classroom controls (playground.ts HIDABLE_CONTROLS: label, state name).
@@ -321,8 +321,7 @@ def member_configs(settings: Settings) -> list[Member]:
 
     Raises ConfigError (with the config key) for a value the harness does not take.
     """
-    from harness.sweep.engine import dataset_for
-    from harness.validate import validate_config, validate_with_data
+    from harness.job import check  # imports JAX: loading the page's settings does not need it
 
     key, values, labels = compared(settings)
     members = []
@@ -341,8 +340,7 @@ def member_configs(settings: Settings) -> list[Member]:
         if ident in checked:
             continue
         checked.add(ident)
-        validate_config(m.cfg)
-        validate_with_data(m.cfg, dataset_for(m.cfg))
+        check(m.cfg)
     return members
 
 

@@ -20,6 +20,8 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
 from harness import store
+from harness.data.playground import INPUT_EXTENT
+from harness.overrides import describing_overrides
 
 # TensorFlow Playground's colour scale (src/heatmap.ts, src/playground.ts): orange for -1
 # (class 0), a near-white grey for 0, blue for +1 (class 1). Playground quantises the scale
@@ -31,8 +33,8 @@ NUM_SHADES = 30
 PLAYGROUND_CMAP = LinearSegmentedColormap.from_list(
     "playground", [PLAYGROUND_ORANGE, PLAYGROUND_WHITE, PLAYGROUND_BLUE], N=NUM_SHADES + 1
 )
-# Playground's square (harness.data.playground.INPUT_EXTENT), used when no Dataset is given.
-DEFAULT_EXTENT = (-6.0, 6.0)
+# Playground's square, used when no Dataset is given.
+DEFAULT_EXTENT = INPUT_EXTENT
 DPI = 100
 
 SPLIT_COLORS = {"train": "#1f77b4", "val": "#2ca02c", "test": "#d62728"}
@@ -275,8 +277,6 @@ def plot_confusion(
 def _run_title(result: dict[str, Any]) -> str:
     """Data set, model family, seed and status, then the run's overrides (what sets it apart
     from the other runs of its sweep, so W&B's image panels of a sweep differ), wrapped."""
-    from harness.track.wandb_logger import describing_overrides
-
     cfg = result.get("config") or {}
     data = (cfg.get("data") or {}).get("name", "?")
     family = (cfg.get("model") or {}).get("family", "?")

@@ -26,10 +26,9 @@ import pandas as pd
 
 from harness import store
 from harness.report.stats import mean_ci
+from harness.results import LOWER_IS_BETTER  # defined once, beside summarize_curves
 
 OK, DIVERGED, FAILED = "ok", "diverged", "failed"
-# Metric names whose last path component is one of these are better when lower.
-LOWER_IS_BETTER = ("loss", "mse")
 COUNT_COLUMNS = ("n", "ok", "diverged", "failed", "missing")
 STAT_COLUMNS = ("mean", "ci_low", "ci_high", "std", "min", "max", "best", "seeds")
 DASH = "\u2014"

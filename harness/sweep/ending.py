@@ -46,7 +46,7 @@ def backend_text(result: dict[str, Any] | None) -> str:
 def _override_columns(df, overrides_by_dir: dict[str, Sequence[str]], keys: Sequence[str]) -> list[str]:
     """The result columns for the varying override keys: the config column of the same name
     (typed) when there is one, else a column of the override's value as typed (``data=xor``)."""
-    from harness.track.wandb_logger import override_key
+    from harness.overrides import override_key
 
     columns = []
     for key in keys:

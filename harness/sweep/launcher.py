@@ -42,9 +42,24 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from harness import store
+from harness.config import CONF_DIR
+from harness.data.cache import dataset_for
 from harness.errors import ConfigError, DataError
-from harness.sweep.compose import ComposedJob
+from harness.folders import Planned, guard
+from harness.hydra_errors import one_line
+from harness.sweep import remote
+from harness.sweep.compose import ComposedJob, SweepComposer
 from harness.sweep.progress import Display as _progress
+from harness.sweep.remote import Tracker, write_hydra_files
+from harness.sweep.search import as_overrides, draw
+from harness.sweep.writer import MODES, BackgroundWriter, write_group_run, write_member_extras
+from harness.track.wandb_logger import already_logged, run_identity, tracking_enabled, varying_keys
+from harness.train.hparams import plan_groups
+
+# Hydra imports this module whenever it discovers plugins (every Hydra app, --help), before
+# harness.runtime.setup_jax has run: what imports JAX (the job lifecycle, the engine,
+# checkpoints, memory estimates, results) is imported inside the methods that use it.
 
 log = logging.getLogger("harness.fused")
 
@@ -103,8 +118,6 @@ class FusedLauncher(Launcher):
                  gres: Optional[str] = None, setup: Optional[Sequence[str]] = SETUP,
                  additional_parameters: Optional[dict[str, Any]] = None,
                  submitit_folder: str = ".submitit/%j") -> None:
-        from harness.sweep.writer import MODES
-
         if wandb not in MODES:
             raise ConfigError("hydra.launcher.wandb", wandb, MODES)
         if writer not in ("background", "inline"):
@@ -166,15 +179,11 @@ class FusedLauncher(Launcher):
         from omegaconf.errors import OmegaConfBaseException
 
         if self._composer is None:
-            from harness.config import conf_dir
-            from harness.sweep.compose import SweepComposer
-
-            groups = {p.name for p in conf_dir().iterdir() if p.is_dir()}
+            groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
             self._composer = SweepComposer(self.hydra_context.config_loader, self.config, groups)
         try:
             return self._composer.compose(list(overrides), idx)
         except OmegaConfBaseException as exc:  # a value the schema rejects (Hydra would say the same)
-            from harness.hydra_errors import one_line
 
             wrapped = Exception(str(exc))
             wrapped.__cause__ = exc
@@ -182,8 +191,6 @@ class FusedLauncher(Launcher):
 
     def _compose_all(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Job]:
         """Compose every job; a job with a search space becomes one job per drawn point."""
-        from harness.sweep.search import as_overrides, draw
-
         jobs: list[Job] = []
         for overrides in job_overrides:
             job = self._compose(list(overrides), initial_job_idx + len(jobs))
@@ -198,30 +205,20 @@ class FusedLauncher(Launcher):
     @staticmethod
     def _validate(jobs: list[Job]) -> None:
         """Check every job before any compute (datasets are generated once per data config)."""
-        from harness.sweep.engine import dataset_for
-        from harness.validate import validate_config, validate_with_data
+        from harness.job import check
 
         for job in jobs:
             try:
-                validate_config(job.cfg)
-                validate_with_data(job.cfg, dataset_for(job.cfg))
+                check(job.cfg)
             except (ConfigError, DataError) as exc:
                 shown = " ".join(job.overrides) or "(no overrides)"
                 raise _JobError(f"job #{job.idx} [{shown}]: {exc}") from exc
 
     def _stored(self, job: Job) -> Optional[dict[str, Any]]:
         """The job's stored result if it is complete and of the same config."""
-        from harness import store
-        from harness.results import config_hash
+        from harness.job import stored_result
 
-        if not self.resume:
-            return None
-        from harness.folders import trusted
-
-        result = trusted(job.run_dir)  # its hash recomputed from its config, not taken as stored
-        if result and result.get("status") in ("ok", "diverged") and result.get("config_hash") == config_hash(job.cfg):
-            return result
-        return None
+        return stored_result(job.run_dir, job.cfg) if self.resume else None
 
     # -- running ---------------------------------------------------------------------------
 
@@ -245,7 +242,6 @@ class FusedLauncher(Launcher):
             _remove_if_only_multirun_yaml(sweep_dir)
             raise
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        from harness.track.wandb_logger import varying_keys
 
         self.varying_keys |= varying_keys(job.overrides for job in jobs)
         self.launched.update((str(job.run_dir), list(job.overrides)) for job in jobs)
@@ -254,7 +250,6 @@ class FusedLauncher(Launcher):
 
 def _guard_folders(jobs: list[Job], sweep_dir: Path) -> None:
     """:func:`harness.folders.guard` for the sweep's jobs (each job's hash cached on it)."""
-    from harness.folders import Planned, guard
     from harness.results import config_hash
 
     guard([Planned(j.run_dir, config_hash(j.cfg), list(j.overrides), bool(j.cfg.output.overwrite)) for j in jobs],
@@ -313,8 +308,6 @@ class _Run:
         started = time.perf_counter()
         pending = self._resume()
         if self.launcher.backend == "slurm":
-            from harness.sweep.remote import Tracker
-
             self.tracker = Tracker(self.sweep_dir)
             earlier, pending = self._attach(pending)
             self._execute_slurm(self._plan(pending), earlier)
@@ -341,8 +334,6 @@ class _Run:
 
     def _plan(self, pending: list[Job]) -> list[_Chunk]:
         """Compile groups of the pending jobs, each split into chunks that fit in memory."""
-        from harness.sweep.plan import plan_groups
-
         groups = plan_groups([j.cfg for j in pending])
         self.stats["groups"] = len(groups)
         planned = []
@@ -376,9 +367,6 @@ class _Run:
     def _extras_missing(self) -> list[Job]:
         """Jobs skipped on resume whose W&B run (no ``wandb_run_id`` marker) or plots (no PNG,
         or a temp file left among them) an interrupted command never finished."""
-        from harness import store
-        from harness.track.wandb_logger import already_logged, tracking_enabled
-
         missing = []
         for job in self.jobs:
             if job.idx not in self.returns:
@@ -399,13 +387,11 @@ class _Run:
             or (self.launcher.wandb != "none" and any(j.cfg.logger.name == "wandb" for j in pending))
         )
         if needed and self.launcher.writer_mode == "background":
-            from harness.sweep.writer import BackgroundWriter
-
             self.writer = BackgroundWriter()
 
     def _chunks(self, members: list[Job]) -> list[list[Job]]:
-        from harness.sweep.chunking import chunk_sizes, max_members, member_bytes
-        from harness.sweep.engine import dataset_for
+        from harness.sweep.chunking import chunk_sizes, max_members
+        from harness.train.memory import member_bytes
 
         limit = self.launcher.max_members
         mem_gb = self.launcher.slurm["mem_gb"]
@@ -425,8 +411,8 @@ class _Run:
     def _precompile(chunk: _Chunk) -> None:
         """Start compiling a later chunk's program in the background (not for checkpointed
         groups, which train in segments with programs of their own)."""
-        from harness.sweep import checkpoint
-        from harness.sweep.engine import precompile
+        from harness.train import checkpoint
+        from harness.train.engine import precompile
 
         cfgs = [j.cfg for j in chunk.jobs]
         if checkpoint.every(cfgs[0]):
@@ -437,11 +423,11 @@ class _Run:
             log.debug(f"precompiling failed: {exc}")
 
     def _run_chunk(self, chunk: list[Job], pad_to: int) -> None:
-        from harness.sweep import checkpoint
+        from harness import job as lifecycle
 
         self.stats["chunks"] += 1
         try:  # run_group, or in segments with checkpoints when train.checkpoint_every is set
-            group = checkpoint.train_group([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)
+            group = lifecycle.train([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)
         except Exception as exc:  # noqa: BLE001 - one broken group must not sink the sweep
             log.error(f"group failed ({type(exc).__name__}: {exc}); its {len(chunk)} jobs are marked failed")
             for job in chunk:
@@ -451,18 +437,16 @@ class _Run:
         self.stats["compile_wait_s"] += group.compile_wait_s if group.compiled else 0.0
         self.stats["run_s"] += group.run_s
         self.stats["members"] += len(chunk)
-        from harness.store import deferred_sync
-
         started = time.perf_counter()
-        # A sync for the chunk's files, then one for its result.json files, not one per file.
-        # Hydra callbacks get each job's files complete when they fire: no deferring then.
-        with contextlib.nullcontext() if self.launcher.config.hydra.callbacks else deferred_sync():
-            for job, output in zip(chunk, group.outputs):
-                self.returns[job.idx] = self._store(job, output, group)
+        # Hydra callbacks get each job's files complete when they fire: no deferred sync then.
+        returns = lifecycle.store_members(group, lambda i, output: self._store(chunk[i], output, group),
+                                          defer_sync=not self.launcher.config.hydra.callbacks)
+        for job, ret in zip(chunk, returns):
+            self.returns[job.idx] = ret
         self.stats["store_s"] += time.perf_counter() - started
         for job in chunk:  # plots and W&B runs are drawn from the records, now on disk
             self._queue_member(job)
-        checkpoint.discard([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)  # results stored
+        lifecycle.finish([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)  # results stored
 
     def _store(self, job: Job, output: dict[str, Any], group) -> JobReturn:
         from harness.job import store_member
@@ -475,7 +459,6 @@ class _Run:
         return self._run_job(job, task)
 
     def _store_failed(self, job: Job, exc: BaseException) -> JobReturn:
-        from harness import store
         from harness.results import config_hash, versions
 
         def task(_cfg: DictConfig) -> dict[str, Any]:
@@ -500,7 +483,6 @@ class _Run:
         if self.launcher.config.hydra.callbacks:
             return run_job(hydra_context=self.launcher.hydra_context, task_function=task, config=job.sweep_config(),
                            job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir", configure_logging=False)
-        from harness.sweep.remote import write_hydra_files
 
         job.run_dir.mkdir(parents=True, exist_ok=True)
         write_hydra_files(str(job.run_dir), job.hydra.get("output_subdir"), job.hydra_files())
@@ -525,8 +507,6 @@ class _Run:
 
     def _wandb_identity(self, job: Job) -> dict[str, Any]:
         """The job's W&B group (the sweep), name (its overrides that vary in the sweep) and tags."""
-        from harness.track.wandb_logger import run_identity
-
         return run_identity(job.overrides, self.launcher.varying_keys, self._wandb_group)
 
     def _queue_member(self, job: Job) -> None:
@@ -535,15 +515,11 @@ class _Run:
         if self.writer is not None:
             self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
         elif job.cfg.output.plots or member_wandb == "member":
-            from harness.sweep.writer import write_member_extras
-
             write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
 
     @functools.cached_property
     def _compile_groups(self) -> list[tuple[str, list[Job]]]:
         """Every compile group of the sweep (all its jobs, stored earlier or not), by key."""
-        from harness.sweep.plan import plan_groups
-
         groups = plan_groups([j.cfg for j in self.jobs])
         return [(g.key, [self.jobs[i] for i in g.members]) for g in groups]
 
@@ -574,8 +550,6 @@ class _Run:
             if self.writer is not None:
                 self.writer.group(**args)
             else:
-                from harness.sweep.writer import write_group_run
-
                 write_group_run(**args)
 
     # -- SLURM (backend=slurm) --------------------------------------------------------------
@@ -583,8 +557,6 @@ class _Run:
     def _attach(self, pending: list[Job]) -> tuple[list[_Submitted], list[Job]]:
         """Split off jobs that an earlier command submitted and that are still pending or
         running on the cluster (``slurm_jobs.json``): they are waited for, not resubmitted."""
-        from harness.sweep import remote
-
         self.baseline = {job.idx: _result_mtime(job) for job in pending}  # stale records do not count
         self.hashes: dict[int, str] = {}
         if not self.launcher.resume or not self.tracker.jobs:
@@ -625,10 +597,8 @@ class _Run:
 
     def _submit(self, chunks: list[_Chunk]) -> list[_Submitted]:
         """One SLURM job per chunk, recorded in ``slurm_jobs.json`` as soon as it is submitted."""
-        from harness.sweep import remote
-
         name = str(self.launcher.config.hydra.job.name)
-        from harness.sweep.checkpoint import every
+        from harness.train.checkpoint import every
 
         # With checkpoints, a job that times out is requeued (submitit) and resumes from them.
         executor = remote.executor(self.launcher.submitit_folder, self.launcher.slurm, name,
@@ -674,8 +644,6 @@ class _Run:
     def _wait(self, waiting: list[_Submitted]) -> None:
         """Poll until every SLURM job has ended: members done (result files) and job states
         on a progress bar; then one return per job from its stored result."""
-        from harness.sweep import remote
-
         left = {job.idx: job for s in waiting for job in s.jobs}
         started, refreshed = time.monotonic(), float("-inf")
         with _progress(self.launcher.progress, len(left)) as progress:
@@ -726,7 +694,6 @@ class _Run:
         try:
             out = s.handle.result()
         except Exception as exc:  # noqa: BLE001 - one failed SLURM job must not sink the sweep
-            from harness.sweep import remote
 
             state = remote.state(s.handle)
             state = "" if state == "FINISHED" else f" (state {state})"  # FINISHED: an exception in the job
@@ -754,8 +721,6 @@ class _Run:
 
     def _new_result(self, job: Job) -> Optional[dict[str, Any]]:
         """The job's result if one of its config was stored since this command started."""
-        from harness import store
-
         mtime = _result_mtime(job)
         if mtime is None or mtime == self.baseline.get(job.idx):
             return None
@@ -867,7 +832,7 @@ def _submitted_return(job: Job) -> JobReturn:
 
 def _result_mtime(job: Job) -> Optional[int]:
     try:
-        return (job.run_dir / "result.json").stat().st_mtime_ns
+        return (job.run_dir / store.RESULT_FILE).stat().st_mtime_ns
     except OSError:
         return None
 

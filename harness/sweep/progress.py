@@ -10,13 +10,13 @@ On a terminal it is one rich progress bar whose description changes in place. An
 else (CI, SLURM logs, a pipe) it is plain log lines: one per phase and at most one per
 :data:`LINE_EVERY_S` seconds for segments (and the last), never a carriage return.
 
-The engine reports through the module-level :func:`phase` and :func:`segment`, which go to
+The engine reports through :mod:`harness.train.events` (``phase``, ``segment``), which go to
 the display that is active (``with Display(...)``) and do nothing when none is, so the
 playground and tests that train directly see no change. Reporting reads values the engine
 has already copied to the host; it changes no computation.
 
 Epochs or segments are only known between segments: a group trains in segments when
-``train.checkpoint_every`` is set (:mod:`harness.sweep.checkpoint`); otherwise its whole
+``train.checkpoint_every`` is set (:mod:`harness.train.checkpoint`); otherwise its whole
 training is one XLA call and the display shows ``compiling`` then ``training``.
 """
 
@@ -30,28 +30,16 @@ from typing import Any, Optional
 
 import numpy as np
 
+from harness.train import events
+
 log = logging.getLogger("harness.progress")
 
 LINE_EVERY_S = 10.0  # off a terminal: at most one segment line per group this often (and the last)
 # The latest value of each of these curves is shown after a segment, when the run has it.
 SHOWN_CURVES = ("train/loss", "val/loss", "val/accuracy", "val/mse")
 
-_ACTIVE: list["Display"] = []  # the innermost active display is the one reported to
-
-
-def phase(text: str) -> None:
-    """The active display's group is now in ``text`` ("compiling", "training"); no-op without one."""
-    if _ACTIVE:
-        _ACTIVE[-1].phase(text)
-
-
-def segment(program) -> None:
-    """A :class:`~harness.sweep.engine.GroupProgram` finished a segment: show where it is
-    (epoch or step) and its latest train/val metrics; no-op without an active display."""
-    if _ACTIVE:
-        _ACTIVE[-1].segment(position(program.budget, program.next_period),
-                            latest_metrics(program.curves[-1] if program.curves else {}, program.n_members),
-                            program.n_members, done=program.done)
+# The engine reports through harness.train.events; a Display listens while it is active.
+phase = events.phase
 
 
 def position(budget, next_period: int) -> str:
@@ -117,11 +105,11 @@ class Display:
                                 console=self.console)
             self.bar.start()
             self.task = self.bar.add_task("members", total=self.total)
-        _ACTIVE.append(self)
+        events.listen(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        _ACTIVE.remove(self)
+        events.unlisten(self)
         if self.bar is not None:
             self.bar.stop()
 
@@ -135,6 +123,13 @@ class Display:
 
     def phase(self, text: str) -> None:
         self._show(f"{self.label}: {text}" if self.label else text, line=True)
+
+    def program_segment(self, program) -> None:
+        """A :class:`~harness.train.engine.GroupProgram` finished a segment: show where it is
+        (epoch or step) and its latest train/val metrics."""
+        self.segment(position(program.budget, program.next_period),
+                     latest_metrics(program.curves[-1] if program.curves else {}, program.n_members),
+                     program.n_members, done=program.done)
 
     def segment(self, where: str, metrics: dict[str, float], members: int, *, done: bool = False) -> None:
         """After a segment: where training is and its latest metrics (log lines throttled)."""

@@ -69,9 +69,7 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     from omegaconf import OmegaConf
 
-    from harness.job import store_member
-    from harness.store import deferred_sync
-    from harness.sweep import checkpoint
+    from harness import job
     from harness.sweep.writer import write_member_extras
 
     members = spec["members"]
@@ -79,12 +77,10 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
         write_hydra_files(m["run_dir"], m["output_subdir"], m["hydra_files"])
     cfgs = [OmegaConf.create(m["cfg"]) for m in members]
     root, pad_to = spec.get("checkpoint_root"), int(spec["pad_to"])
-    group = checkpoint.train_group(cfgs, root, pad_to=pad_to)
-    statuses = {}
-    with deferred_sync():  # as the local launcher: records only once the rest is on disk
-        for m, cfg, output in zip(members, cfgs, group.outputs):
-            statuses[m["idx"]] = store_member(m["run_dir"], cfg, output, group, m["overrides"])["status"]
-    checkpoint.discard(cfgs, root, pad_to=pad_to)
+    # As the local launcher: records only once the rest is on disk, checkpoints dropped after.
+    group, results = job.run(cfgs, [m["run_dir"] for m in members], [m["overrides"] for m in members], root,
+                             pad_to=pad_to)
+    statuses = {m["idx"]: result["status"] for m, result in zip(members, results)}
     stored_s = time.perf_counter() - started
     # Plots and W&B runs come after every record is stored: a failure there loses no result.
     for m in members:

@@ -16,9 +16,37 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from harness.data.cache import dataset_for, points_dataset
 
 MODES = ("member", "group", "none")
+
+
+def plot_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any]) -> None:
+    """Draw the member's PNGs; a plotting failure is a warning, never a lost result."""
+    if not cfg.output.plots:
+        return
+    from harness.report.plots import write_run_plots  # matplotlib: only when plots are asked for
+
+    try:
+        dataset = points_dataset(cfg) if dataset_for(cfg).input_extent is not None else None
+        write_run_plots(run_dir, result, dataset=dataset)
+    except Exception as exc:  # noqa: BLE001 - plots are a convenience; the record is stored
+        warnings.warn(f"plots for {run_dir} failed: {exc}", stacklevel=2)
+
+
+def track_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any],
+                 identity: dict[str, Any] | None = None) -> str | None:
+    """Log the stored member to W&B (offline by default) unless ``logger=none``; ``identity``:
+    its W&B group, name and tags (default: from its overrides alone)."""
+    if cfg.logger.name != "wandb":
+        return None
+    from harness.track.wandb_logger import already_logged, log_run  # wandb: only when logging
+
+    if already_logged(run_dir):
+        return None
+    return log_run(run_dir, result, cfg.logger, identity=identity)
 
 
 def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode: str,
@@ -26,7 +54,6 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
     """Plots, and (``wandb_mode == "member"``) the W&B run, of one stored member
     (``identity``: its W&B group, name and tags, :func:`harness.track.wandb_logger.run_identity`)."""
     from harness import store
-    from harness.job import plot_member, track_member
     from harness.track.wandb_logger import report_each_problem_once
 
     report_each_problem_once()  # a sweep: one warning per kind of W&B failure, not one per member
@@ -122,17 +149,6 @@ class BackgroundWriter:
         """Queue a group's W&B run."""
         self.tasks.put(("group", (str(group_dir), [str(d) for d in run_dirs], logger_container, name, group)))
         self.submitted += 1
-
-    def poll(self) -> int:
-        """Count tasks finished since the last poll."""
-        n = 0
-        while True:
-            try:
-                n += self.done.get_nowait()
-            except queue.Empty:
-                break
-        self.finished += n
-        return n
 
     def close(self, on_progress=None) -> None:
         """Finish every queued task, then stop the process."""

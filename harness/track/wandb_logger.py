@@ -30,6 +30,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from harness import store
+# Names and tags are built from the describing overrides (never logger.*, hydra.*, output.*).
+from harness.overrides import NOT_DESCRIPTIVE, describing_overrides, override_key, varying_keys  # noqa: F401 - re-exported
 
 MARKER_FILE = "wandb_run_id"
 # Config keys whose name contains one of these are dropped before they reach W&B.
@@ -49,8 +51,6 @@ _REPORTED: set[str] | None = None
 # Set when an online wandb.init failed: later runs of this process go straight to offline.
 _OFFLINE_FALLBACK: dict[str, str] = {}
 OFFLINE_SUFFIX = "o"  # id of a run kept offline after its online start failed
-# Override keys that say how a run is logged or drawn, not what it trains: never in names or tags.
-NOT_DESCRIPTIVE = ("logger", "hydra", "output")
 MAX_TAG_CHARS = 64  # W&B refuses longer tags
 DEFAULT_PROJECT = "harness"  # when neither logger.project nor WANDB_PROJECT names one
 # The wandb.init arguments the harness fills in itself, and W&B's environment variable for each:
@@ -91,29 +91,6 @@ def group_run_id(group_dir: str | os.PathLike, results: list[dict[str, Any]], na
     so a rerun of the same group replaces a half-written run, and a group whose members
     changed (a new sweep into the same folder) gets a run of its own."""
     return stable_run_id(group_dir, "|".join(str(r.get("config_hash")) for r in results) + f"|{name}")
-
-
-def override_key(override: str) -> str:
-    """The config key of a Hydra override (``+a.b=1`` -> ``a.b``)."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def describing_overrides(overrides: Iterable[str]) -> list[str]:
-    """The overrides that change what a run trains (not ``logger.*``, ``hydra.*``, ``output.*``)."""
-    return [o for o in overrides if override_key(o).split(".", 1)[0].split("/", 1)[0] not in NOT_DESCRIPTIVE]
-
-
-def varying_keys(job_overrides: Iterable[Iterable[str]]) -> set[str]:
-    """Override keys whose value differs between the jobs of a sweep (or that only some set)."""
-    values: dict[str, set[str | None]] = {}
-    jobs = [dict((override_key(o), o) for o in describing_overrides(overrides)) for overrides in job_overrides]
-    for job in jobs:
-        for key in job:
-            values.setdefault(key, set())
-    for job in jobs:
-        for key, seen in values.items():
-            seen.add(job.get(key))
-    return {key for key, seen in values.items() if len(seen) > 1}
 
 
 def run_identity(overrides: Iterable[str], varying: Iterable[str] | None = None,
@@ -694,18 +671,6 @@ def log_group(
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         _warn("group", group_dir, error)
         return None
-
-
-def log_runs(run_dirs: Iterable[str | os.PathLike], logger_cfg, *, skip_logged: bool = True, images: bool = True) -> dict[str, str | None]:
-    """Log many stored runs (reading each result.json), skipping those already logged."""
-    ids: dict[str, str | None] = {}
-    for run_dir in run_dirs:
-        if skip_logged and already_logged(run_dir):
-            continue
-        result = store.read_result(run_dir)
-        if result is not None:
-            ids[str(run_dir)] = log_run(run_dir, result, logger_cfg, images=images)
-    return ids
 
 
 def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[str, str | os.PathLike],

@@ -214,7 +214,7 @@ def make_train(cfg, dataset: Dataset) -> tuple[Callable, Budget]:
     """Build the pure training function for one compile group.
 
     Returns ``(train, budget)`` where ``train(hparams, key, data)`` maps a dict of scalar
-    arrays (see :func:`harness.sweep.plan.hparams_of`), a PRNG key (init and dropout) and the
+    arrays (see :func:`harness.train.hparams.hparams_of`), a PRNG key (init and dropout) and the
     data dict (:func:`prepare_data`) to a Metrics pytree:
 
     - ``curves``: ``{"<split>/loss", "<split>/accuracy" | "<split>/mse", ...}`` of shape

@@ -1,4 +1,4 @@
-"""Reliability (issue #6, part 2): SIGKILL a 100-job fused multirun again and again.
+"""A killed sweep resumes whole: SIGKILL a 100-job fused multirun again and again.
 
 The sweep process is killed with SIGKILL at random moments (while it compiles, while it runs
 and stores results, while its writer process writes W&B runs) and rerun each time into the

@@ -1,7 +1,7 @@
 """Checkpoints of a group in training: save every N epochs, resume after a kill or preemption.
 
 With ``train.checkpoint_every=N`` (epochs; null or 0: off, the default) a group (or chunk)
-trains as a :class:`~harness.sweep.engine.GroupProgram` in segments of N epochs, and after
+trains as a :class:`~harness.train.engine.GroupProgram` in segments of N epochs, and after
 every segment but the last its state is saved with orbax into
 
     <root>/.checkpoints/<group key>-<members key>/<next period>/
@@ -21,7 +21,7 @@ bitwise what one call computes (tests/test_segments.py), a run with checkpoints,
 or not, ends with exactly the metrics of a run without.
 
 ``train.checkpoint_every`` changes no result, so it is neither part of a group's key
-(:data:`harness.sweep.plan.NOT_COMPUTE`) nor of a result's config hash.
+(:data:`harness.train.hparams.NOT_COMPUTE`) nor of a result's config hash.
 """
 
 from __future__ import annotations
@@ -33,10 +33,16 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
+
+from harness.data.cache import dataset_for
+from harness.train import events
+from harness.train.engine import GroupProgram, run_group
+from harness.train.hparams import config_hash, digest, group_key
+from harness.train.loop import make_budget
 
 log = logging.getLogger("harness.checkpoint")
 
@@ -52,28 +58,21 @@ def every(cfg: DictConfig) -> int:
 
 def members_key(cfgs: Sequence[DictConfig], pad_to: int = 0) -> str:
     """Which members (and how many rows after padding) a checkpoint belongs to."""
-    from harness.results import config_hash
-    from harness.sweep.plan import digest
-
     return digest({"format": FORMAT, "members": [config_hash(c) for c in cfgs], "pad_to": int(pad_to)})
 
 
 def folder(root: str | Path, cfgs: Sequence[DictConfig], pad_to: int = 0) -> Path:
     """The checkpoint folder of these members under ``root``."""
-    from harness.sweep.plan import group_key
-
     return Path(root) / FOLDER / f"{group_key(cfgs[0])}-{members_key(cfgs, pad_to)}"
 
 
 def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=None, pad_to: int = 0):
-    """Train a group as :func:`~harness.sweep.engine.run_group` does, with checkpoints under
+    """Train a group as :func:`~harness.train.engine.run_group` does, with checkpoints under
     ``root`` when the group's ``train.checkpoint_every`` is set (and ``root`` is given).
 
-    Returns the :class:`~harness.sweep.engine.GroupRun`. Call :func:`discard` once its
+    Returns the :class:`~harness.train.engine.GroupRun`. Call :func:`discard` once its
     results are stored.
     """
-    from harness.sweep.engine import run_group
-
     n = every(cfgs[0])  # the group's first member decides (the setting is not part of the group key)
     if not n or root is None:
         return run_group(cfgs, dataset=dataset, pad_to=pad_to)
@@ -113,10 +112,6 @@ def _manager(path: Path):
 
 
 def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: int):
-    from harness.sweep import progress
-    from harness.sweep.engine import GroupProgram, dataset_for
-    from harness.train.loop import make_budget
-
     dataset = dataset or dataset_for(cfgs[0])
     budget = make_budget(cfgs[0].train, len(dataset.x_train))
     program = GroupProgram(cfgs, segment_periods=periods_per_checkpoint(epochs, budget), dataset=dataset,
@@ -130,7 +125,7 @@ def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: i
             # and the requeued job loses nothing.
             with _signals_deferred():
                 program.step()
-                progress.segment(program)
+                events.segment(program)
                 if not program.done:
                     _save(manager, program)
         return program.finish()

@@ -1,4 +1,4 @@
-"""Reliability (issue #6, part 1): malformed overrides and config files never run and never write.
+"""Malformed overrides and config files never run and never write.
 
 A property-based test generates malformed overrides and config files (wrong types, zero /
 negative / NaN / inf numbers, unknown group options and keys, empty or absurd widths, batch
@@ -180,7 +180,7 @@ def malformed():
 
 def first_error(overrides: list[str]) -> str | None:
     """What ``harness-train <overrides>`` prints before any compute, or None if it would run."""
-    from harness.sweep.engine import dataset_for
+    from harness.data.cache import dataset_for
     from harness.validate import validate_config, validate_with_data
 
     try:

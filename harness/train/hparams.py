@@ -7,6 +7,7 @@ job is a *member*, and its dynamic numbers become one row of the hparams arrays 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -35,8 +36,14 @@ DYNAMIC: dict[str, str] = {
     "regularizer.kind": "",
     "regularizer.rate": "",
 }
-NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "output.overwrite", "search", "hydra",
-               "train.checkpoint_every", "train.diverge_above", "optimized_metric")
+NOT_COMPUTE = ("logger", "output.plots", "output.save_params", "output.discretize", "search", "hydra",
+               "train.checkpoint_every", "optimized_metric")
+# Keys a result's config hash leaves out (:func:`config_hash`). Not NOT_COMPUTE, and it cannot
+# become it without changing every stored hash (resume would stop finding results): it drops
+# all of ``output`` (output.boundary_resolution changes the program, so it is in a group's key,
+# but no metric) and keeps ``search`` (the distributions a drawn job came from).
+NOT_HASHED = ("logger", "output", "hydra", "optimized_metric", "train.checkpoint_every",
+              "train.diverge_above")  # judges the stored curves after training (a record's status)
 # Keys added after results were stored, with the value that does what the harness did before
 # they existed: at that value a key is left out of the compile group and the config hash, so
 # results stored before it keep their hash (resume still finds them).
@@ -104,6 +111,24 @@ def static_part(cfg: DictConfig) -> dict[str, Any]:
 def digest(obj: Any) -> str:
     """A short stable hash of a JSON-able object."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of the resolved config minus what does not change results (:data:`NOT_HASHED`)
+    and minus keys at their neutral default (:data:`NEUTRAL_DEFAULTS`).
+
+    A stored result whose hash equals a job's hash is that job's result (resume skips it).
+    """
+    return container_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
+def container_hash(container: dict[str, Any]) -> str:
+    """:func:`config_hash` of a resolved config as plain data (a stored record's ``config``):
+    resume recomputes a record's hash from its config instead of trusting its ``config_hash``."""
+    container = drop_neutral(copy.deepcopy(container))
+    for path in NOT_HASHED:
+        _drop(container, path)
+    return digest(container)
 
 
 def group_key(cfg: DictConfig) -> str:

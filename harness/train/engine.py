@@ -7,7 +7,6 @@ fused launcher hands whole groups (or chunks of them) to the same function.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import threading
 import time
@@ -20,10 +19,11 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from omegaconf import DictConfig
 
-from harness.data import load_dataset
 from harness.data.base import Dataset
-from harness.sweep import progress
-from harness.sweep.plan import group_key, stack_hparams
+from harness.data.cache import dataset_for
+from harness.data.playground import boundary_grid
+from harness.train import events
+from harness.train.hparams import group_key, stack_hparams
 from harness.train.loop import Budget, Segments, make_segments, make_train, prepare_data
 
 # Counts how often a train function is traced (a test pins "one compilation per group").
@@ -54,37 +54,6 @@ class GroupRun:
     devices: int
     compiled: bool  # False when an earlier chunk's executable was reused
     compile_wait_s: float = 0.0  # how long the run waited for its program (less when precompiled)
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_dataset(data_json: str) -> Dataset:
-    import json
-
-    from omegaconf import OmegaConf
-
-    return load_dataset(OmegaConf.create(json.loads(data_json)))
-
-
-def dataset_for(cfg: DictConfig) -> Dataset:
-    """Load (once per process) the data set a config asks for."""
-    import json
-
-    from omegaconf import OmegaConf
-
-    return _cached_dataset(json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True))
-
-
-def boundary_grid(dataset: Dataset, resolution: int) -> np.ndarray | None:
-    """Input features on a ``resolution``² grid over the Playground square, or None."""
-    if dataset.input_extent is None or not dataset.feature_names:
-        return None
-    from harness.data.playground import feature_map
-
-    lo, hi = dataset.input_extent
-    ticks = np.linspace(lo, hi, resolution, dtype=np.float32)
-    xx, yy = np.meshgrid(ticks, ticks[::-1])  # row 0 is the top of the picture
-    points = np.stack([xx.ravel(), yy.ravel()], axis=1)
-    return feature_map(points, list(dataset.feature_names)).astype(np.float32)
 
 
 def member_devices(num_members: int) -> list:
@@ -148,7 +117,7 @@ def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, *, backg
     if background:
         _compile_pool().submit(fill)
     else:
-        progress.phase("compiling")
+        events.phase("compiling")
         fill()
     return future, key
 
@@ -175,7 +144,7 @@ def precompile(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pa
 def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0) -> GroupRun:
     """Train every config of one compile group together and return per-member outputs.
 
-    All ``cfgs`` must share their static settings (see :mod:`harness.sweep.plan`); the first
+    All ``cfgs`` must share their static settings (see :mod:`harness.train.hparams`); the first
     one defines the program. Compile and run times are measured separately: ``compile_s`` is
     how long the program took to compile (for the first group that uses it; also when it was
     compiled in the background by :func:`precompile`), ``compile_wait_s`` how long this call
@@ -187,10 +156,10 @@ def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad
     t0 = time.perf_counter()
     future, key = _program(cfgs, dataset, pad_to, background=False)
     if not future.done():
-        progress.phase("compiling (started in the background)")
+        events.phase("compiling (started in the background)")
     compiled, budget, compile_seconds = future.result()
     waited = time.perf_counter() - t0
-    progress.phase("training")
+    events.phase("training")
     with _COMPILE_LOCK:
         first_use = key not in _USED
         _USED.add(key)
@@ -269,7 +238,7 @@ class GroupProgram:
         if cache_key in _SEGMENT_COMPILED:
             self._compiled = _SEGMENT_COMPILED[cache_key]
             return
-        progress.phase("compiling")
+        events.phase("compiling")
         t0 = time.perf_counter()
         TRACE_COUNT["n"] += 1
         args = (self.hparams, self.keys, self.data)

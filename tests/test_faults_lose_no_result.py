@@ -1,4 +1,4 @@
-"""Reliability (issue #6, parts 3-6): divergence, determinism, W&B faults, disk faults.
+"""Faults lose no result: divergence, determinism, W&B faults, disk faults.
 
 Real subprocesses of the real command where the behaviour is the command's (exit status,
 stderr, files), in-process calls where a fault cannot be produced otherwise (``wandb.init``

@@ -1,4 +1,4 @@
-"""Reliability (issue #6, part 7): no unsafe loading of stored or user files, no secrets on disk.
+"""No unsafe loading of stored or user files, no secrets on disk.
 
 - The harness's code (``harness/``, ``hydra_plugins/``, ``scripts/``) is scanned: no pickle
   (nor its relatives), no ``eval``/``exec``, no unsafe YAML, no ``allow_pickle=True`` (NumPy's
@@ -82,7 +82,7 @@ def test_targets_only_from_the_harness_plugin_registry():
                 assert ast.literal_eval(node.value).startswith("hydra_plugins.harness_fused."), path
 
 
-@pytest.mark.slow  # the default suite checks the same in an online-mode sweep (test_reliability_faults)
+@pytest.mark.slow  # the default suite checks the same in an online-mode sweep (test_faults_lose_no_result)
 def test_secrets_in_the_environment_are_written_nowhere(tmp_path):
     from test_wandb_logger import FAKE_KEY
 

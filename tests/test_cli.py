@@ -38,7 +38,8 @@ def test_single_run_writes_a_complete_record(tmp_path):
 
 def test_single_run_rerun_into_its_folder_keeps_the_stored_record(tmp_path):
     """A single run resumes as a sweep does: the same config into the same folder is not
-    trained again (its record stays byte for byte); a changed config is."""
+    trained again (its record stays byte for byte); a changed config is refused (the folder
+    holds one config) until output.overwrite=true moves the stored record aside."""
     args = TINY + ["hydra.run.dir=run"]
     assert run_cli(args, tmp_path).returncode == 0
     record = (tmp_path / "run" / "result.json").read_bytes()
@@ -47,8 +48,12 @@ def test_single_run_rerun_into_its_folder_keeps_the_stored_record(tmp_path):
     assert "already stored" in again.stdout
     assert (tmp_path / "run" / "result.json").read_bytes() == record
     changed = run_cli(args + ["optim.lr=0.1"], tmp_path)
-    assert changed.returncode == 0 and "already stored" not in changed.stdout
+    assert changed.returncode == 2 and "output.overwrite=true" in changed.stderr
+    assert (tmp_path / "run" / "result.json").read_bytes() == record
+    replaced = run_cli(args + ["optim.lr=0.1", "output.overwrite=true"], tmp_path)
+    assert replaced.returncode == 0 and "already stored" not in replaced.stdout, replaced.stderr
     assert json.loads((tmp_path / "run" / "result.json").read_text())["config"]["optim"]["lr"] == 0.1
+    assert [p.read_bytes() for p in (tmp_path / "run" / "replaced").glob("*/result.json")] == [record]
 
 
 @pytest.mark.parametrize(

@@ -269,6 +269,36 @@ def test_fnn_bag_of_words_is_order_invariant_rnn_is_not():
     assert not np.allclose(rnn_a, rnn_b, atol=1e-4)
 
 
+def test_fnn_flatten_tokens_embeds_each_position_and_counts_its_params():
+    model, x = make(cfg(family="fnn", tokens="flatten"), "tokens")
+    params, out = shapes(model, x)
+    assert out == (B, 3)
+    assert params["Embed_0"]["embedding"].shape == (VOCAB, 3)  # vocab x embed_dim
+    assert params["Dense_0"]["kernel"].shape == (6 * 3, 5)  # T * embed_dim inputs
+    # embedding + (18 -> 5) + (5 -> 4) + (4 -> 3), weights and biases
+    assert count_params(params) == VOCAB * 3 + (18 * 5 + 5) + (5 * 4 + 4) + (4 * 3 + 3)
+
+
+def test_fnn_flatten_tokens_sees_positions_bag_does_not():
+    x = DATA["tokens"]
+    permuted = x[:, [3, 0, 5, 1, 4, 2]]  # same tokens per row, other positions
+    assert not np.array_equal(x, permuted)
+    models = [make(cfg(family="fnn", tokens=t), "tokens")[0] for t in ("bag", "flatten")]
+    params = [fake_params(m, x) for m in models]
+    (bag_a, bag_b), (flat_a, flat_b) = jax.jit(
+        lambda ps: [(m.apply({"params": p}, x), m.apply({"params": p}, permuted))
+                    for m, p in zip(models, ps)]
+    )(params)
+    assert np.allclose(bag_a, bag_b, atol=1e-5)
+    assert not np.allclose(flat_a, flat_b, atol=1e-4)
+
+
+def test_fnn_tokens_mode_leaves_other_layouts_alone():
+    x = DATA["vector"]
+    bag, flat = (make(cfg(family="fnn", tokens=t), "vector")[0] for t in ("bag", "flatten"))
+    assert param_shapes(bag, x) == param_shapes(flat, x)
+
+
 # ---------------------------------------------------------------- CNN specifics
 
 
@@ -641,6 +671,7 @@ def test_models_are_hashable_static_arguments():
         ("layers", 0),
         ("readout", "first"),
         ("embed_dim", 0),
+        ("tokens", "onehot"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_key(key, value):

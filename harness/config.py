@@ -48,6 +48,7 @@ class ModelConfig:
     init_scale: float = 1.0  # multiplies every initial weight (dynamic)
     dropout: float = 0.0  # static: a new rate is a new program
     hidden: list[int] = field(default_factory=lambda: [8, 8])  # fnn widths; [] = linear model
+    tokens: str = "bag"  # fnn on tokens: bag (counts, order lost) | flatten (embed, keep positions)
     # cnn
     channels: list[int] = field(default_factory=lambda: [25, 25, 25])
     kernel: int = 5
@@ -61,7 +62,7 @@ class ModelConfig:
     layers: int = 1
     bidirectional: bool = False
     readout: str = "last"  # last | mean | flatten
-    embed_dim: int = 16  # tokens input: embedding width (rnn); fnn uses a bag of words
+    embed_dim: int = 16  # tokens input: embedding width (rnn; fnn with tokens=flatten)
 
 
 @dataclass

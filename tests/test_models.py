@@ -256,17 +256,47 @@ def test_bag_of_words_counts_and_ignores_padding():
     assert counts.tolist() == [[0, 1, 2, 0], [0, 0, 0, 1]]
 
 
-def test_fnn_bag_of_words_is_order_invariant_rnn_is_not():
-    x = DATA["tokens"]
-    reversed_x = x[:, ::-1]
-    models = [make(cfg(family=f), "tokens")[0] for f in ("fnn", "rnn")]
+def outputs_on_both(models, x, other):
+    """[(model(x), model(other))] for each model, with fake params, in one compiled call."""
     params = [fake_params(m, x) for m in models]
-    (fnn_a, fnn_b), (rnn_a, rnn_b) = jax.jit(
-        lambda ps: [(m.apply({"params": p}, x), m.apply({"params": p}, reversed_x))
+    return jax.jit(
+        lambda ps: [(m.apply({"params": p}, x), m.apply({"params": p}, other))
                     for m, p in zip(models, ps)]
     )(params)
+
+
+def test_fnn_bag_of_words_is_order_invariant_rnn_is_not():
+    x = DATA["tokens"]
+    models = [make(cfg(family=f), "tokens")[0] for f in ("fnn", "rnn")]
+    (fnn_a, fnn_b), (rnn_a, rnn_b) = outputs_on_both(models, x, x[:, ::-1])
     assert np.allclose(fnn_a, fnn_b, atol=1e-5)
     assert not np.allclose(rnn_a, rnn_b, atol=1e-4)
+
+
+def test_fnn_flatten_tokens_embeds_each_position_and_counts_its_params():
+    model, x = make(cfg(family="fnn", tokens="flatten"), "tokens")
+    params, out = shapes(model, x)
+    assert out == (B, 3)
+    assert params["Embed_0"]["embedding"].shape == (VOCAB, 3)  # vocab x embed_dim
+    assert params["Dense_0"]["kernel"].shape == (6 * 3, 5)  # T * embed_dim inputs
+    # embedding + (18 -> 5) + (5 -> 4) + (4 -> 3), weights and biases
+    assert count_params(params) == VOCAB * 3 + (18 * 5 + 5) + (5 * 4 + 4) + (4 * 3 + 3)
+
+
+def test_fnn_flatten_tokens_sees_positions_bag_does_not():
+    x = DATA["tokens"]
+    permuted = x[:, [3, 0, 5, 1, 4, 2]]  # same tokens per row, other positions
+    assert not np.array_equal(x, permuted)
+    models = [make(cfg(family="fnn", tokens=t), "tokens")[0] for t in ("bag", "flatten")]
+    (bag_a, bag_b), (flat_a, flat_b) = outputs_on_both(models, x, permuted)
+    assert np.allclose(bag_a, bag_b, atol=1e-5)
+    assert not np.allclose(flat_a, flat_b, atol=1e-4)
+
+
+def test_fnn_tokens_mode_leaves_other_layouts_alone():
+    x = DATA["vector"]
+    bag, flat = (make(cfg(family="fnn", tokens=t), "vector")[0] for t in ("bag", "flatten"))
+    assert param_shapes(bag, x) == param_shapes(flat, x)
 
 
 # ---------------------------------------------------------------- CNN specifics
@@ -641,6 +671,7 @@ def test_models_are_hashable_static_arguments():
         ("layers", 0),
         ("readout", "first"),
         ("embed_dim", 0),
+        ("tokens", "onehot"),
     ],
 )
 def test_bad_values_raise_config_error_naming_the_key(key, value):

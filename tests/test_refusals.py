@@ -27,6 +27,7 @@ SINGLE = [
     (["seed=18446744073709551616"], "seed"),
     (["data=adding", "model=rnn", "data.length=100000000"], "data.length"),
     (["output.boundary_resolution=100000"], "output.boundary_resolution"),
+    (["data=sentiment", "model.tokens=onehot"], "model.tokens='onehot' is not allowed: one of bag, flatten"),
     (["train.init_from=/etc/passwd"], "train.init_from"),
     (["=0.1"], "=0.1"),
     # item 6: launcher options and key removals, named like any other key

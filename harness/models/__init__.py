@@ -27,7 +27,7 @@ from harness.data.base import LAYOUTS
 from harness.errors import ConfigError
 from harness.models.activations import ACTIVATIONS, get_activation
 from harness.models.cnn import CNN, POOLS, check_spatial_sizes, parse_padding
-from harness.models.fnn import FNN
+from harness.models.fnn import FNN, TOKEN_MODES
 from harness.models.inits import get_init, scale_weights, weight_mask
 from harness.models.rnn import CELLS, READOUTS, RNN
 
@@ -119,6 +119,7 @@ def validate_model_config(cfg: Any, layout: str | None = None) -> dict[str, Any]
     if not _is_real(scale) or not math.isfinite(scale):
         raise ConfigError("model.init_scale", scale, "a finite number")
     values["hidden"] = _widths(cfg, "hidden", "a list of widths >= 1 ([] = linear model)")
+    values["tokens"] = _choice(cfg, "tokens", TOKEN_MODES)
     values["channels"] = _widths(cfg, "channels", "a list of conv channel counts >= 1")
     values["dense"] = _widths(cfg, "dense", "a list of widths >= 1 (may be empty)")
     values["kernel"] = _positive_int(cfg, "kernel")
@@ -206,7 +207,14 @@ def build_model(
     )
     family = v["family"]
     if family == "fnn":
-        return FNN(hidden=v["hidden"], layout=layout, vocab_size=int(vocab_size), **common)
+        return FNN(
+            hidden=v["hidden"],
+            layout=layout,
+            vocab_size=int(vocab_size),
+            tokens=v["tokens"],
+            embed_dim=v["embed_dim"],
+            **common,
+        )
     if family == "cnn":
         return CNN(
             channels=v["channels"],

@@ -70,13 +70,23 @@ def bag_of_words(tokens: jax.Array, vocab_size: int) -> jax.Array:
     return counts.at[rows, tokens].add((tokens != 0).astype(jnp.float32))
 
 
-class FNN(nn.Module):
-    """MLP: flatten (or bag of words for ``tokens``) -> [Dense -> act -> dropout]* -> Dense.
+# How an FNN reads ``tokens`` [b, T] int (model.tokens): "bag" = counts of each id, so word
+# order is lost; "flatten" = each position embedded (nn.Embed(vocab_size, embed_dim)) and the
+# [b, T, embed_dim] result flattened, so every position has its own weights -- an order-aware
+# baseline with no recurrence, the fair opponent of an RNN on tasks where order matters.
+TOKEN_MODES = ("bag", "flatten")
 
-    Any layout is flattened to one vector per example, except ``tokens`` [b, T] int, which
-    becomes counts of each token id (a bag of words of size ``vocab_size``, padding id 0
-    ignored). With ``targets="sequence"`` the last layer outputs ``T * num_outputs`` values,
-    reshaped to [b, T, num_outputs], where T is the input's axis 1.
+
+class FNN(nn.Module):
+    """MLP: flatten (or read ``tokens`` per ``tokens``) -> [Dense -> act -> dropout]* -> Dense.
+
+    Any layout is flattened to one vector per example, except ``tokens`` [b, T] int: with
+    ``tokens="bag"`` it becomes counts of each token id (a bag of words of size
+    ``vocab_size``, padding id 0 ignored); with ``tokens="flatten"`` each token is embedded
+    to ``embed_dim`` values and the sequence flattened to ``T * embed_dim`` (positions kept;
+    padding id 0 has an embedding like any token). With ``targets="sequence"`` the last layer
+    outputs ``T * num_outputs`` values, reshaped to [b, T, num_outputs], where T is the
+    input's axis 1.
     """
 
     num_outputs: int
@@ -86,12 +96,17 @@ class FNN(nn.Module):
     dropout: float = 0.0
     layout: str = "vector"
     vocab_size: int = 0
+    tokens: str = "bag"
+    embed_dim: int = 16
     targets: str = "example"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         """Raw outputs (logits or regression values) for a batch ``x`` in this layout."""
-        if self.layout == "tokens":
+        if self.layout == "tokens" and self.tokens == "flatten":
+            h = nn.Embed(self.vocab_size, self.embed_dim)(x.astype(jnp.int32))
+            h = h.reshape(x.shape[0], -1)
+        elif self.layout == "tokens":
             h = bag_of_words(x, self.vocab_size)
         else:
             h = jnp.asarray(x, jnp.float32).reshape(x.shape[0], -1)

@@ -51,6 +51,7 @@ NEUTRAL_DEFAULTS: dict[str, Any] = {
     "train.order": "reshuffle",
     "train.partial_batch": "drop",
     "regularizer.dead_links": False,
+    "model.tokens": "bag",
 }
 INTEGER_HPARAMS = ("seed", "order_seed")
 

@@ -72,6 +72,12 @@ def verified(record: dict[str, Any]) -> tuple[Optional[str], Optional[str]]:
     return recomputed, None
 
 
+def distrust(record: dict[str, Any]) -> Optional[str]:
+    """Why a readable record is not to be trusted by readers (tables, claims), or None. A
+    record with no ``config_hash`` (written by hand or by another tool) is read as it is."""
+    return verified(record)[1] if record.get("config_hash") is not None else None
+
+
 def trusted(run_dir: str | os.PathLike) -> Optional[dict[str, Any]]:
     """The record in ``run_dir`` if readable and its config matches its hash, else None."""
     record = store.read_result(run_dir)

@@ -246,19 +246,26 @@ def flatten(obj: Any, prefix: str = "", out: dict[str, Any] | None = None) -> di
     return out
 
 
-def load_results(root: str | os.PathLike, problems: list[tuple[Path, str]] | None = None):
+def load_results(root: str | os.PathLike, problems: list[tuple[Path, str]] | None = None,
+                 verify: Callable[[dict[str, Any]], str | None] | None = None):
     """Every result under ``root`` as one pandas DataFrame, a row per run.
 
     Columns: ``run_dir``, ``status``, ``seed``, metric names (``test/accuracy``...), config
     keys flattened with dots (``optim.lr``, ``train.batch_size``...; lists kept as lists),
     ``budget.*`` and ``timings.*``. A record that cannot be read (:func:`read_record`) is no
     row; ``problems``, when given, gets ``(path, why)`` for each, so the caller can name it.
+    ``verify``, when given, says why a readable record is not to be trusted (None: it is), e.g.
+    :func:`harness.folders.distrust` (a config that no longer hashes to its hash); such a
+    record is no row either.
     """
     import pandas as pd
 
     rows = []
     for run_dir in find_results(root):
         result, why = read_record(run_dir)
+        if result is not None and verify is not None:
+            why = verify(result)
+            result = None if why else result
         if result is None:
             if why and problems is not None:
                 problems.append((run_dir / RESULT_FILE, why))

@@ -4,5 +4,10 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # The layer contract first ([tool.importlinter] in pyproject.toml): a few seconds, no JAX.
-lint-imports --no-cache "$ROOT/pyproject.toml"
+# Quiet when kept (one line); the whole report when a contract is broken.
+if lint_report=$(lint-imports --no-cache "$ROOT/pyproject.toml" 2>&1); then
+  echo "import contract kept: $(grep -m1 -o 'Contracts: .*' <<<"$lint_report")"
+else
+  echo "$lint_report"; exit 1
+fi
 python -m pytest -q "$@"

@@ -116,3 +116,22 @@ def test_only_job_folders_of_the_sweep_count_as_left_over(tmp_path):
     record(sweep / store.REPLACED_DIR / "2026-01-01T00-00-00Z" / "0", 0.4)  # moved aside earlier
     found = conflicts([Planned(sweep / "0", mine, ["optim.lr=0.1"])], sweep)
     assert [(c.run_dir.name, c.stored, c.new) for c in found] == [("7", ["optim.lr=0.2"], None)]
+
+
+def test_tables_name_a_hand_edited_record_and_leave_it_out(tmp_path):
+    """harness-table (and the claims, through the same reader) never tabulate a record whose
+    config no longer hashes to its hash: it is named, counted and left out."""
+    from test_table_cli import harness_table
+
+    args = [*SWEEP, "optim.lr=0.1", "seed=0,1"]
+    assert run_cli(args, tmp_path).returncode == 0
+    path = tmp_path / "X" / "1" / "result.json"
+    record = json.loads(path.read_text())
+    record["config"]["optim"]["lr"] = 0.9
+    path.write_text(json.dumps(record))
+
+    proc = harness_table(tmp_path / "X", "--by", "optim.lr", "--metric", "test/accuracy")
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipped {path}: tampered or corrupt" in proc.stderr
+    assert "1 runs" in proc.stdout or "1 run" in proc.stdout, proc.stdout
+    assert "1 unreadable result.json skipped" in proc.stdout

@@ -100,7 +100,9 @@ def test_claim_report_folder_that_cannot_be_written_is_one_line(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups (POSIX)")
 def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_the_rerun_completes(tmp_path):
-    args = ["-m", "data=circle", "model.hidden=[4]", "train.epochs=30", "seed=range(12)", "logger=none",
+    # 1000 epochs: each chunk of 2 trains long enough (tenths of a second) for the interrupt
+    # to land mid-sweep; at 30 epochs the other chunks could all finish before it arrived.
+    args = ["-m", "data=circle", "model.hidden=[4]", "train.epochs=1000", "seed=range(12)", "logger=none",
             "output.plots=false", "hydra.launcher.max_members=2", "hydra.launcher.precompile=false",
             "hydra.sweep.dir=S"]
     env = {**os.environ, "WANDB_MODE": "offline"}

@@ -36,6 +36,7 @@ import pandas as pd
 from harness import store
 from harness.claim.run import sweep_dir
 from harness.claim.spec import Sweep, scientific_column, scored_as
+from harness.folders import distrust
 from harness.report import stats, tables
 
 STEPS_TO_TARGET = "steps_to_target"
@@ -72,11 +73,11 @@ def load_sweep(claim: dict, sweep: Sweep, out_dir: Path, problems: list | None =
     ``problems`` gets ``(path, why)`` for each record that cannot be read (no row)."""
     root = sweep_dir(out_dir, sweep)
     if not sweep.variants:
-        return store.load_results(root, problems)
+        return store.load_results(root, problems, verify=distrust)
     frames = []
     for label, _ in sweep.variants:  # <root>/<label>, and <root>/extend_<k>/<label> of grid extensions
         for base in [root, *sorted(root.glob(f"{EXTEND}*"))]:
-            frame = store.load_results(base / label, problems) if (base / label).is_dir() else pd.DataFrame()
+            frame = store.load_results(base / label, problems, verify=distrust) if (base / label).is_dir() else pd.DataFrame()
             if not frame.empty:
                 frames.append(frame.assign(**{scientific_column(claim): label}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

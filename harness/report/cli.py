@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_dir(results_dir: str):
     """Every stored result under ``results_dir``; UsageError if the folder is missing or empty."""
+    from harness.folders import distrust
     from harness.store import load_results
 
     path = Path(results_dir)
@@ -65,7 +66,7 @@ def load_dir(results_dir: str):
     if not path.is_dir():
         raise UsageError(f"RESULTS_DIR {results_dir!r} is not a folder")
     problems: list = []
-    df = load_results(path, problems)
+    df = load_results(path, problems, verify=distrust)
     for bad, why in problems:  # each named, counted in the summary, the rest tabulated
         print(f"warning: skipped {bad}: {why}", file=sys.stderr)
     if df.empty and problems:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: set up .venv if needed, then run the default test suite (slow tests are
-# marked and skipped; run them with: bash scripts/test.sh -m slow).
+# The test command: set up .venv if needed, check the import contract, then run the default
+# test suite on every core, up to 4 (pytest-xdist; slow tests are marked and skipped: run them
+# with bash scripts/test.sh -m slow -n 0, one at a time, as they time kills and start daemons).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 # The layer contract first ([tool.importlinter] in pyproject.toml): a few seconds, no JAX.
@@ -10,4 +11,4 @@ if lint_report=$(lint-imports --no-cache "$ROOT/pyproject.toml" 2>&1); then
 else
   echo "$lint_report"; exit 1
 fi
-python -m pytest -q "$@"
+python -m pytest -q -n auto --maxprocesses=4 "$@"

@@ -100,11 +100,11 @@ def test_claim_report_folder_that_cannot_be_written_is_one_line(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups (POSIX)")
 def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_the_rerun_completes(tmp_path):
-    # 1000 epochs: each chunk of 2 trains long enough (tenths of a second) for the interrupt
-    # to land mid-sweep; at 30 epochs the other chunks could all finish before it arrived.
-    args = ["-m", "data=circle", "model.hidden=[4]", "train.epochs=1000", "seed=range(12)", "logger=none",
-            "output.plots=false", "hydra.launcher.max_members=2", "hydra.launcher.precompile=false",
-            "hydra.sweep.dir=S"]
+    # Six compile groups of 2 jobs, compiled one after another (no background precompile): after
+    # the first group's results appear, the next group's compile (a second or so) is still to
+    # come, so the interrupt lands mid-sweep however fast training is.
+    args = ["-m", "data=circle", "model.hidden=[2],[3],[5],[6],[7],[9]", "train.epochs=30", "seed=range(2)",
+            "logger=none", "output.plots=false", "hydra.launcher.precompile=false", "hydra.sweep.dir=S"]
     env = {**os.environ, "WANDB_MODE": "offline"}
     proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)

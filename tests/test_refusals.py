@@ -102,12 +102,14 @@ def test_claim_report_folder_that_cannot_be_written_is_one_line(tmp_path):
 def _interrupt_after_first_result(args: list[str], cwd: Path) -> tuple[subprocess.Popen, str]:
     """Start the sweep, send a terminal's Ctrl-C (SIGINT to its process group) as soon as its
     first result is stored, and wait for it to end."""
-    proc = subprocess.Popen([sys.executable, "-m", "harness.train", *args], cwd=cwd,
+    # A pytest-xdist worker may ignore SIGINT, and a child inherits that; a terminal's shell
+    # starts a command with SIGINT at its default: reset it, then exec the command (no
+    # preexec_fn: forking a process that runs JAX's threads can deadlock).
+    default_sigint = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                      "os.execv(sys.executable, [sys.executable, '-m', 'harness.train', *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", default_sigint, *args], cwd=cwd,
                             env={**os.environ, "WANDB_MODE": "offline"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            # A pytest-xdist worker may ignore SIGINT, and a child inherits that; a
-                            # terminal's shell starts a command with SIGINT at its default.
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 240
     while not list(cwd.glob("S/*/result.json")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)

@@ -7,7 +7,8 @@
 Drivers: a single ``harness-train`` run (:func:`harness.cli.run_job`, a group of one), the fused
 launcher (``harness/sweep/launcher.py``, which calls the steps of :func:`run` one by one to turn
 a failed group into failed records and each stored member into a Hydra ``JobReturn``), the
-SLURM chunk runner (:func:`harness.sweep.remote.train_chunk`) and the playground
+SLURM chunk runner (:func:`harness.sweep.remote.train_chunk`: :func:`run` on members the
+submitting launcher already checked and found not stored) and the playground
 (:func:`harness.play.settings.member_configs` checks its members here; its session trains them
 segment by segment). So a job's folder looks the same whichever driver ran it. Plots and W&B
 runs (the extras) are drawn from the stored records afterwards, by the driver

@@ -531,3 +531,17 @@ def test_confusion_matrices_are_summed_over_seeds_per_value(tmp_path):
         dirs.append((value, str(run)))
     ok = pd.DataFrame(dirs, columns=["x", "run_dir"])
     assert confusion_by_value(ok, "x") == {"a": ([[5, 3], [1, 7]], 2), "b": ([[4, 0], [0, 4]], 1)}
+
+
+def test_a_censored_choice_is_on_no_edge_and_is_not_extended():
+    """grid_edges and extension_sweeps share one rule (analyze.edge_side): a choice whose
+    select value is not finite (every setting censored: a tie broken by grid order) is on no
+    edge, so it neither makes a verdict inconclusive nor runs an extension sweep."""
+    from harness.claim.analyze import edge_side
+
+    grid = [0.01, 0.1, 1.0]
+    assert edge_side({"optim.lr": 0.01, "select_mean": 0.8}, "optim.lr", grid) == "low"
+    assert edge_side({"optim.lr": 1.0, "select_mean": 0.8}, "optim.lr", grid) == "high"
+    assert edge_side({"optim.lr": 0.1, "select_mean": 0.8}, "optim.lr", grid) is None
+    assert edge_side({"optim.lr": 0.01, "select_mean": float("inf")}, "optim.lr", grid) is None
+    assert edge_side({"optim.lr": 0.01, "select_mean": 0.8}, "optim.lr", [0.01]) is None

@@ -176,7 +176,8 @@ def batch_analyses(claim: dict, sweep: Sweep, runs: pd.DataFrame, selected: pd.D
         at_target = batch.b_simple_at_target(selected, sci, sweep.target_metric, float(sweep.target))
         out.update({k: v for k, v in (("critical_batch_fit", fit), ("b_simple_at_target", at_target)) if v is not None})
     elif len(sweep.nuisance.get(batch.LR, [])) > 1 and select_metric:
-        band = batch.stable_lr_band(runs, sci, select_metric, claim.get("direction", "higher"),
+        # The band ranks the select metric, so by that metric's own direction (as the tuning does).
+        band = batch.stable_lr_band(runs, sci, select_metric, tables.default_direction(select_metric),
                                     float(claim.get("lr_band_within", batch.LR_BAND_WITHIN)))
         if band is not None:
             out["lr_band"] = {"within": float(claim.get("lr_band_within", batch.LR_BAND_WITHIN)),
@@ -241,14 +242,21 @@ def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str
         if len(values) < 2 or key not in runs:
             continue
         for row in selection:
-            chosen = row.get(key)
             grid = _value_grid(runs, key, sci, row[sci])
-            if chosen is None or len(grid) < 2 or not np.isfinite(float(row.get("select_mean", 0.0))):
-                continue
-            side = "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
+            side = edge_side(row, key, grid)
             if side:
-                out.append(f"{key}={tables.format_value(chosen)} ({side} edge, {sci}={tables.format_value(row[sci])})")
+                out.append(f"{key}={tables.format_value(row[key])} ({side} edge, {sci}={tables.format_value(row[sci])})")
     return out
+
+
+def edge_side(row: dict, key: str, grid: list[float]) -> str | None:
+    """``"low"``/``"high"`` when a selection row's chosen ``key`` sits on that edge of ``grid``,
+    else None; a choice whose select value is not finite (all censored: a tie broken by grid
+    order) is on no edge. The one rule for :func:`grid_edges` and :func:`extension_sweeps`."""
+    chosen = row.get(key)
+    if chosen is None or len(grid) < 2 or not np.isfinite(float(row.get("select_mean", 0.0))):
+        return None
+    return "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
 
 
 def extended_value(grid: list[float], side: str) -> float:
@@ -286,8 +294,7 @@ def extension_sweeps(claim: dict, analysis: Analysis, limit: int) -> list[Sweep]
             groups: dict[tuple[int, float], list] = {}
             for row in analysis.selection or []:
                 grid = _value_grid(runs, key, sci, row[sci])
-                edge = grid[0] if side == "low" else grid[-1]
-                if row.get(key) is None or len(grid) < 2 or float(row[key]) != edge:
+                if edge_side(row, key, grid) != side:
                     continue
                 depth = extension_depth(grid, values, side)
                 if depth < limit:

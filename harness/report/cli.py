@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", metavar="STEM", help="file name stem (default: <metric>_by_<columns>)")
     parser.add_argument("--caption", help="caption for the Markdown and LaTeX tables")
     parser.add_argument("--strict", action="store_true",
-                        help="exit 1 when any result.json could not be read (each is named either way)")
+                        help="exit 1 when any result.json could not be read or was not trusted (each is named either way)")
     parser.add_argument("--wandb-project", metavar="ENTITY/PROJECT", help="read runs from a W&B project instead of RESULTS_DIR (needs network)")
     return parser
 
@@ -265,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
         for path in write_outputs(table, args.out, args.name or default_stem(args.metric, by), formats, caption):
             print(f"wrote {path}")
     if unreadable and args.strict:
-        print(f"error: --strict: {unreadable} result.json could not be read (named above)", file=sys.stderr)
+        print(f"error: --strict: {unreadable} result.json could not be read or were not trusted (named above)",
+              file=sys.stderr)
         return 1
     return 0
 

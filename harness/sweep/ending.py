@@ -77,6 +77,7 @@ def show(sweep_dir: str | Path, run_dirs: Sequence[str | Path], overrides: Seque
          varying: Iterable[str], optimized_metric: str | None) -> None:
     """Log the sweep's folder and backend, and print its top settings (see the module)."""
     from harness import store
+    from harness.folders import distrust
 
     run_dirs = [str(Path(d)) for d in run_dirs]
     stored = [d for d in run_dirs if (Path(d) / store.RESULT_FILE).is_file()]
@@ -87,7 +88,11 @@ def show(sweep_dir: str | Path, run_dirs: Sequence[str | Path], overrides: Seque
     keys = sorted(k for k in varying if k not in NOT_COMPARED)
     if not keys:
         return  # one setting (seeds only): nothing to rank, and no need to read every result
-    df = store.load_results(sweep_dir)
+    # The same reader as harness-table: a tampered record is named, not ranked.
+    problems: list = []
+    df = store.load_results(sweep_dir, problems, verify=distrust)
+    for bad, why in problems:
+        log.warning(f"skipped {bad}: {why}")
     df = df[df["run_dir"].isin(run_dirs)].copy()
     metric = objective(optimized_metric, df.columns)
     if metric is None or metric not in df.columns:

@@ -46,7 +46,7 @@ from harness import store
 from harness.config import CONF_DIR
 from harness.data.cache import dataset_for
 from harness.errors import ConfigError, DataError
-from harness.folders import Planned, guard
+from harness.folders import Planned, guard, trusted
 from harness.hydra_errors import one_line
 from harness.sweep import remote
 from harness.sweep.compose import ComposedJob, SweepComposer
@@ -249,7 +249,7 @@ class FusedLauncher(Launcher):
 
 
 def _guard_folders(jobs: list[Job], sweep_dir: Path) -> None:
-    """:func:`harness.folders.guard` for the sweep's jobs (each job's hash cached on it)."""
+    """:func:`harness.folders.guard` for the sweep's jobs, before any of them trains."""
     from harness.results import config_hash
 
     guard([Planned(j.run_dir, config_hash(j.cfg), list(j.overrides), bool(j.cfg.output.overwrite)) for j in jobs],
@@ -724,7 +724,7 @@ class _Run:
         mtime = _result_mtime(job)
         if mtime is None or mtime == self.baseline.get(job.idx):
             return None
-        result = store.read_result(job.run_dir)
+        result = trusted(job.run_dir)  # its hash recomputed from its config, as resume does
         return result if result and result.get("config_hash") == self._hash(job) else None
 
     def _tell_how_to_collect(self, submitted: list[_Submitted]) -> None:

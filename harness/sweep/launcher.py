@@ -231,7 +231,11 @@ class FusedLauncher(Launcher):
                 raise ConfigError("hydra.launcher.backend", "slurm", "local, or slurm where SLURM's sbatch is on PATH")
             jobs = self._compose_all(job_overrides, initial_job_idx)
             self._validate(jobs)
-            _guard_folders(jobs, sweep_dir)  # records of other configs: refused, or moved aside
+            # Records of other configs: refused, or moved aside. Left-over job folders can be
+            # told only when this call launches the whole sweep (a sweeper such as Optuna
+            # launches it batch by batch, and the first batch cannot know the later ones).
+            whole = initial_job_idx == 0 and _launches_whole_sweep(self.config.hydra.sweeper)
+            _guard_folders(jobs, sweep_dir, whole_sweep=whole)
         except (ConfigError, _JobError) as exc:
             _remove_if_only_multirun_yaml(sweep_dir)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -248,12 +252,20 @@ class FusedLauncher(Launcher):
         return _Run(self, jobs).execute()
 
 
-def _guard_folders(jobs: list[Job], sweep_dir: Path) -> None:
-    """:func:`harness.folders.guard` for the sweep's jobs, before any of them trains."""
+def _launches_whole_sweep(sweeper_cfg) -> bool:
+    """Whether the sweeper hands the launcher every job in one call: the harness's and Hydra's
+    basic sweeper without ``max_batch_size``; not Optuna, Ax or Nevergrad (batch by batch)."""
+    target = str(sweeper_cfg.get("_target_", ""))
+    return target.endswith(("HarnessSweeper", "BasicSweeper")) and sweeper_cfg.get("max_batch_size") is None
+
+
+def _guard_folders(jobs: list[Job], sweep_dir: Path, *, whole_sweep: bool) -> None:
+    """:func:`harness.folders.guard` for the jobs of one launch, before any of them trains;
+    with ``whole_sweep``, job folders of the sweep that no job uses count as conflicts too."""
     from harness.results import config_hash
 
     guard([Planned(j.run_dir, config_hash(j.cfg), list(j.overrides), bool(j.cfg.output.overwrite)) for j in jobs],
-          sweep_dir, "hydra.sweep.dir", sweep=True)
+          sweep_dir, "hydra.sweep.dir", sweep=whole_sweep)
 
 
 class _JobError(Exception):

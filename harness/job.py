@@ -27,7 +27,7 @@ from harness import folders, store
 from harness.data.base import Dataset
 from harness.data.cache import dataset_for
 from harness.results import make_result, write_run
-from harness.train import checkpoint
+from harness.train import checkpoint, engine
 from harness.train.engine import GroupRun
 from harness.train.hparams import config_hash
 from harness.validate import validate_config, validate_with_data
@@ -59,6 +59,14 @@ def train(cfgs: Sequence[DictConfig], checkpoint_root: str | Path | None, *, dat
     """Train ``cfgs`` as one compile group (in checkpointed segments under ``checkpoint_root``
     when ``train.checkpoint_every`` is set)."""
     return checkpoint.train_group(cfgs, checkpoint_root, dataset=dataset, pad_to=pad_to)
+
+
+def precompile(cfgs: Sequence[DictConfig], checkpoint_root: str | Path | None, *, pad_to: int = 0) -> None:
+    """Start compiling, in the background, the program :func:`train` will run for ``cfgs``
+    (see :func:`harness.train.engine.precompile`)."""
+    dataset = dataset_for(cfgs[0])
+    engine.precompile(cfgs, dataset=dataset, pad_to=pad_to,
+                      segment_periods=checkpoint.segment_periods(cfgs, checkpoint_root, dataset))
 
 
 def store_member(run_dir: str | Path, cfg: DictConfig, output: dict[str, Any], group: GroupRun,

@@ -322,7 +322,7 @@ def test_learning_rate_change_takes_effect_at_the_next_epoch_without_compiling(c
     (program, _), = session.groups
     before = jax.device_get(program.state)
     curves, confusions = program.curves_so_far()
-    executable = program._compiled[1]
+    executable = program.compiled.advance
     compiled_before, lowered_before = engine.TRACE_COUNT["n"], compiles["n"]
 
     snap = client.post(f"/api/session/{changed}/change?lr=1").json()
@@ -332,7 +332,7 @@ def test_learning_rate_change_takes_effect_at_the_next_epoch_without_compiling(c
 
     # Nothing compiled: not the engine's programs, not any other JAX program; the same executable ran.
     assert engine.TRACE_COUNT["n"] == compiled_before and snap["compiled"] == compiled_before
-    assert compiles["n"] == lowered_before and program._compiled[1] is executable
+    assert compiles["n"] == lowered_before and program.compiled.advance is executable
     test, test_twin = (np.asarray(s["curves"]["test"], float) for s in (snap, other))
     np.testing.assert_array_equal(test[:, :3], test_twin[:, :3])  # the epochs before the change
     assert np.all(test[:, 3] != test_twin[:, 3])  # the next epoch trained at the new rate

@@ -419,18 +419,12 @@ class _Run:
             start += size
         return chunks
 
-    @staticmethod
-    def _precompile(chunk: _Chunk) -> None:
-        """Start compiling a later chunk's program in the background (not for checkpointed
-        groups, which train in segments with programs of their own)."""
-        from harness.train import checkpoint
-        from harness.train.engine import precompile
+    def _precompile(self, chunk: _Chunk) -> None:
+        """Start compiling a later chunk's program in the background."""
+        from harness import job as lifecycle
 
-        cfgs = [j.cfg for j in chunk.jobs]
-        if checkpoint.every(cfgs[0]):
-            return
         try:
-            precompile(cfgs, pad_to=chunk.pad_to)
+            lifecycle.precompile([j.cfg for j in chunk.jobs], self.sweep_dir, pad_to=chunk.pad_to)
         except Exception as exc:  # noqa: BLE001 - the chunk's own run reports any real problem
             log.debug(f"precompiling failed: {exc}")
 

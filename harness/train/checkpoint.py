@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.data.cache import dataset_for
 from harness.train import events
-from harness.train.engine import GroupProgram, run_group
+from harness.train.engine import WHOLE, GroupProgram, run_group
 from harness.train.hparams import config_hash, digest, group_key
 from harness.train.loop import make_budget
 
@@ -66,6 +66,15 @@ def folder(root: str | Path, cfgs: Sequence[DictConfig], pad_to: int = 0) -> Pat
     return Path(root) / FOLDER / f"{group_key(cfgs[0])}-{members_key(cfgs, pad_to)}"
 
 
+def segment_periods(cfgs: Sequence[DictConfig], root: str | Path | None, dataset) -> int:
+    """Evaluation periods a group trains between checkpoints under ``root``; ``WHOLE`` (one
+    segment, no checkpoints) when its ``train.checkpoint_every`` is off or there is no root."""
+    n = every(cfgs[0])  # the group's first member decides (the setting is not part of the group key)
+    if not n or root is None:
+        return WHOLE
+    return periods_per_checkpoint(n, make_budget(cfgs[0].train, len(dataset.x_train)))
+
+
 def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=None, pad_to: int = 0):
     """Train a group as :func:`~harness.train.engine.run_group` does, with checkpoints under
     ``root`` when the group's ``train.checkpoint_every`` is set (and ``root`` is given).
@@ -73,10 +82,11 @@ def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=
     Returns the :class:`~harness.train.engine.GroupRun`. Call :func:`discard` once its
     results are stored.
     """
-    n = every(cfgs[0])  # the group's first member decides (the setting is not part of the group key)
-    if not n or root is None:
+    dataset = dataset or dataset_for(cfgs[0])
+    periods = segment_periods(cfgs, root, dataset)
+    if periods == WHOLE:
         return run_group(cfgs, dataset=dataset, pad_to=pad_to)
-    return _train_with_checkpoints(cfgs, folder(root, cfgs, pad_to), n, dataset=dataset, pad_to=pad_to)
+    return _train_with_checkpoints(cfgs, folder(root, cfgs, pad_to), periods, dataset=dataset, pad_to=pad_to)
 
 
 def discard(cfgs: Sequence[DictConfig], root: str | Path | None, pad_to: int = 0) -> None:
@@ -111,11 +121,8 @@ def _manager(path: Path):
     return ocp.CheckpointManager(path.absolute(), options=options)
 
 
-def _train_with_checkpoints(cfgs, path: Path, epochs: int, *, dataset, pad_to: int):
-    dataset = dataset or dataset_for(cfgs[0])
-    budget = make_budget(cfgs[0].train, len(dataset.x_train))
-    program = GroupProgram(cfgs, segment_periods=periods_per_checkpoint(epochs, budget), dataset=dataset,
-                           pad_to=pad_to)
+def _train_with_checkpoints(cfgs, path: Path, periods: int, *, dataset, pad_to: int):
+    program = GroupProgram(cfgs, segment_periods=periods, dataset=dataset, pad_to=pad_to)
     manager = _manager(path)
     try:
         _restore(manager, program, path)

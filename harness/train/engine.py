@@ -1,7 +1,12 @@
-"""Run one compile group: ``jit(vmap(train))`` over its members, one XLA program.
+"""Train one compile group: ``jit(vmap(...))`` over its members, one compiled path.
 
-This is the only way anything trains. A single ``harness-train`` run is a group of one; the
-fused launcher hands whole groups (or chunks of them) to the same function.
+This is the only way anything trains. A group's run is cut into segments of evaluation
+periods (``harness.train.loop.Segments``: init, advance, finish); a :class:`GroupProgram`
+compiles the three once per structure and steps through the segments, so a driver can act
+between them (save a checkpoint, stream to a browser, resume). :func:`run_group` is that
+program with one segment covering the whole run: a single ``harness-train`` run is a group
+of one, the fused launcher hands whole groups (or chunks of them) to it, checkpointed groups
+and the playground use shorter segments. One cache holds the compiled programs of a process.
 """
 
 from __future__ import annotations
@@ -24,22 +29,20 @@ from harness.data.cache import dataset_for
 from harness.data.playground import boundary_grid
 from harness.train import events
 from harness.train.hparams import group_key, stack_hparams
-from harness.train.loop import Budget, Segments, make_segments, make_train, prepare_data
+from harness.train.loop import Budget, Segments, make_budget, make_segments, prepare_data
 
-# Counts how often a train function is traced (a test pins "one compilation per group").
+WHOLE = 0  # segment_periods meaning "every period in one segment" (run_group)
+
+# Counts how often a program is traced and compiled (a test pins "one compilation per group").
 TRACE_COUNT = {"n": 0}
-# Compiled programs of this process by (group key, member count, devices), as futures of
-# (executable, budget, compile seconds): a second chunk of the same group reuses its
-# executable instead of lowering and compiling again, and a program compiling in the
-# background (precompile) is waited for rather than compiled twice.
+# Compiled programs of this process by (group key, member count, segment length, devices),
+# as futures of :class:`Program`: a second chunk of the same group, the playground's Reset,
+# or new seeds or learning rates reuse the executables instead of compiling again, and a
+# program compiling in the background (precompile) is waited for rather than compiled twice.
 _COMPILED: dict[tuple, Future] = {}
 _USED: set[tuple] = set()  # programs a group has run with (the first one reports the compile)
 _COMPILE_LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
-# The same for GroupProgram, by (group key, member count, segment length, devices): a new
-# program of a known structure (the playground's Reset, new seeds or learning rates) reuses
-# the compiled init and segment programs (and the field program, once built).
-_SEGMENT_COMPILED: dict[tuple, list] = {}
 
 
 @dataclasses.dataclass
@@ -54,6 +57,21 @@ class GroupRun:
     devices: int
     compiled: bool  # False when an earlier chunk's executable was reused
     compile_wait_s: float = 0.0  # how long the run waited for its program (less when precompiled)
+
+
+@dataclasses.dataclass
+class Program:
+    """The compiled executables of one structure (group key, padded members, segment
+    length, devices): ``init``, ``advance`` (one segment) and ``finish``, and on first use
+    the decision-boundary ``field`` (the playground's snapshots)."""
+
+    segments: Segments
+    init: Any
+    advance: Any
+    finish: Any
+    segment_periods: int
+    compile_s: float
+    field: Any = None
 
 
 def member_devices(num_members: int) -> list:
@@ -72,33 +90,50 @@ def _pad_rows(tree: dict[str, np.ndarray], multiple: int, at_least: int = 0) -> 
     return {k: np.concatenate([v, np.repeat(v[-1:], padded - n, axis=0)]) for k, v in tree.items()}, n
 
 
-def _program_key(cfgs: Sequence[DictConfig], pad_to: int) -> tuple[tuple, int, list]:
+def _segment_periods(cfg0: DictConfig, dataset: Dataset, segment_periods: int) -> tuple[int, int]:
+    """(periods of one segment, periods of the whole run) of a group: ``WHOLE`` or any
+    length past the run is the whole run."""
+    total = make_budget(cfg0.train, len(dataset.x_train)).num_evals + 1
+    if segment_periods == WHOLE:
+        return total, total
+    return max(1, min(int(segment_periods), total)), total
+
+
+def _program_key(cfgs: Sequence[DictConfig], pad_to: int, segment_periods: int) -> tuple[tuple, int, list]:
     """(cache key, padded member count, devices) of the program that trains ``cfgs``."""
     devices = member_devices(len(cfgs))
     padded = math.ceil(max(len(cfgs), pad_to) / len(devices)) * len(devices)
-    return (group_key(cfgs[0]), padded, tuple(d.id for d in devices)), padded, devices
+    return (group_key(cfgs[0]), padded, segment_periods, tuple(d.id for d in devices)), padded, devices
 
 
-def _compile_program(cfg0: DictConfig, dataset: Dataset, padded: int, devices: list) -> tuple[Any, Budget, float]:
-    """Trace, lower and compile the group's ``jit(vmap(train))`` for ``padded`` members."""
+def _compile_program(cfg0: DictConfig, dataset: Dataset, padded: int, devices: list, segment_periods: int) -> Program:
+    """Trace, lower and compile a group's init, segment and finish programs for ``padded``
+    members (inputs of the right shapes and shardings: the first member repeated)."""
     t0 = time.perf_counter()
-    # Inputs of the right shapes and shardings: the first member repeated.
+    TRACE_COUNT["n"] += 1
     hparams, keys, data, _, _ = _member_inputs([cfg0], dataset, padded, devices=devices)
-    train, budget = make_train(cfg0, dataset)
+    segments = make_segments(cfg0, dataset)
+    init = jax.jit(jax.vmap(segments.init, in_axes=(0, 0, None))).lower(hparams, keys, data).compile()
+    state = init.out_info
+    periods = jax.ShapeDtypeStruct((segment_periods,), jnp.int32)
+    advance = jax.jit(jax.vmap(segments.advance, in_axes=(0, 0, 0, None, None)))
+    advance = advance.lower(state, hparams, keys, data, periods).compile()
+    # finish takes the curves of every period: a segment's, with the whole run's period count.
+    whole = segments.num_periods
+    curves, confusions = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct((s.shape[0], whole) + s.shape[2:], s.dtype, sharding=s.sharding),
+        advance.out_info[1])
+    finish = jax.jit(jax.vmap(segments.finish, in_axes=(0, 0, 0, None, 0, 0)))
+    finish = finish.lower(state, hparams, keys, data, curves, confusions).compile()
+    return Program(segments, init, advance, finish, segment_periods, time.perf_counter() - t0)
 
-    def counted_train(hparams, key, data):
-        TRACE_COUNT["n"] += 1  # runs at trace time only
-        return train(hparams, key, data)
 
-    fused = jax.jit(jax.vmap(counted_train, in_axes=(0, 0, None)))
-    compiled = fused.lower(hparams, keys, data).compile()
-    return compiled, budget, time.perf_counter() - t0
-
-
-def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, *, background: bool) -> tuple[Future, tuple]:
+def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, segment_periods: int, *,
+             background: bool) -> tuple[Future, tuple]:
     """The (future of the) compiled program for ``cfgs``: from the cache, from a compile in
     flight, or started now (inline, or on the background compile thread)."""
-    key, padded, devices = _program_key(cfgs, pad_to)
+    periods, _ = _segment_periods(cfgs[0], dataset, segment_periods)
+    key, padded, devices = _program_key(cfgs, pad_to, periods)
     with _COMPILE_LOCK:
         future = _COMPILED.get(key)
         if future is not None:
@@ -108,7 +143,7 @@ def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, *, backg
 
     def fill() -> None:
         try:
-            future.set_result(_compile_program(cfgs[0], dataset, padded, devices))
+            future.set_result(_compile_program(cfgs[0], dataset, padded, devices, periods))
         except BaseException as exc:  # noqa: BLE001 - handed to whoever runs the group
             with _COMPILE_LOCK:
                 _COMPILED.pop(key, None)  # a later attempt compiles again
@@ -130,50 +165,28 @@ def _compile_pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-def precompile(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0) -> None:
+def precompile(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0,
+               segment_periods: int = WHOLE) -> None:
     """Start compiling the program of a group that will run next, on a background thread.
 
     XLA compiles with the GIL released, so this overlaps with whatever the caller does
     meanwhile (running or storing the current group, or compiling it): on a machine with
     idle cores, a sweep's compile time is hidden behind its other work. A no-op when the
-    program is compiled or compiling already; :func:`run_group` picks it up.
+    program is compiled or compiling already; the group's :class:`GroupProgram` (or
+    :func:`run_group`) picks it up.
     """
-    _program(cfgs, dataset or dataset_for(cfgs[0]), pad_to, background=True)
+    _program(cfgs, dataset or dataset_for(cfgs[0]), pad_to, segment_periods, background=True)
 
 
 def run_group(cfgs: Sequence[DictConfig], *, dataset: Dataset | None = None, pad_to: int = 0) -> GroupRun:
     """Train every config of one compile group together and return per-member outputs.
 
     All ``cfgs`` must share their static settings (see :mod:`harness.train.hparams`); the first
-    one defines the program. Compile and run times are measured separately: ``compile_s`` is
-    how long the program took to compile (for the first group that uses it; also when it was
-    compiled in the background by :func:`precompile`), ``compile_wait_s`` how long this call
-    waited for it. ``pad_to`` pads the member axis (repeating the last member) so chunks of
-    one group share a program.
+    one defines the program. The group's :class:`GroupProgram` with one segment: compile and
+    run times are measured separately (see :class:`GroupRun`). ``pad_to`` pads the member axis
+    (repeating the last member) so chunks of one group share a program.
     """
-    cfg0 = cfgs[0]
-    dataset = dataset or dataset_for(cfg0)
-    t0 = time.perf_counter()
-    future, key = _program(cfgs, dataset, pad_to, background=False)
-    if not future.done():
-        events.phase("compiling (started in the background)")
-    compiled, budget, compile_seconds = future.result()
-    waited = time.perf_counter() - t0
-    events.phase("training")
-    with _COMPILE_LOCK:
-        first_use = key not in _USED
-        _USED.add(key)
-    hparams, keys, data, devices, n_members = _member_inputs(cfgs, dataset, pad_to)
-
-    t0 = time.perf_counter()
-    out = compiled(hparams, keys, data)
-    out = jax.block_until_ready(out)
-    run_s = time.perf_counter() - t0
-
-    host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
-    outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(n_members)]
-    compile_s = compile_seconds if first_use else waited
-    return GroupRun(outputs, budget, dataset, compile_s, run_s, len(devices), first_use, waited)
+    return GroupProgram(cfgs, segment_periods=WHOLE, dataset=dataset, pad_to=pad_to).finish()
 
 
 def _member_inputs(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, devices: list | None = None):
@@ -194,36 +207,35 @@ def _member_inputs(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, de
 
 
 class GroupProgram:
-    """One group trained in segments of ``segment_periods`` evaluation periods.
+    """One group trained in segments of ``segment_periods`` evaluation periods (``WHOLE``:
+    one segment, as :func:`run_group`).
 
-    The same computation as :func:`run_group` (bitwise, see ``Segments``), cut into pieces so
-    a driver can act between them: save a checkpoint, stream a snapshot to a browser, stop
-    early, or resume from a stored state. Three programs are compiled once each (init, one
-    segment, finish); the last segment is padded with periods past the budget, which do
-    nothing, so every segment shares one program.
+    Cutting the run changes nothing, bit for bit (see ``Segments``): a driver can act between
+    segments (save a checkpoint, stream a snapshot to a browser, stop early, or resume from a
+    stored state). The :class:`Program` is compiled once per structure in a process; the last
+    segment is padded with periods past the budget, which do nothing, so every segment shares
+    one executable.
 
     ``state`` is the member-stacked training state (device arrays); ``next_period`` the first
     period not yet run. ``curves``/``confusions`` accumulate on the host.
     """
 
-    def __init__(self, cfgs: Sequence[DictConfig], *, segment_periods: int, dataset: Dataset | None = None, pad_to: int = 0):
+    def __init__(self, cfgs: Sequence[DictConfig], *, segment_periods: int = WHOLE, dataset: Dataset | None = None,
+                 pad_to: int = 0):
         self.cfgs = list(cfgs)
         self.dataset = dataset or dataset_for(self.cfgs[0])
-        self.segments: Segments = make_segments(self.cfgs[0], self.dataset)
-        self.budget = self.segments.budget
-        self.num_periods = self.segments.num_periods
-        self.segment_periods = max(1, min(int(segment_periods), self.num_periods))
+        self.budget = make_budget(self.cfgs[0].train, len(self.dataset.x_train))
+        self.segment_periods, self.num_periods = _segment_periods(self.cfgs[0], self.dataset, segment_periods)
+        self.pad_to = pad_to
         self.hparams, self.keys, self.data, self.devices, self.n_members = _member_inputs(self.cfgs, self.dataset, pad_to)
-        seg = self.segments
-        self._init = jax.jit(jax.vmap(seg.init, in_axes=(0, 0, None)))
-        self._advance = jax.jit(jax.vmap(seg.advance, in_axes=(0, 0, 0, None, None)))
-        self._finish = jax.jit(jax.vmap(seg.finish, in_axes=(0, 0, 0, None, 0, 0)))
-        self._compiled = None
+        self.compiled: Program | None = None
         self.state = None
         self.next_period = 0
         self.curves: list = []
         self.confusions: list = []
-        self.compile_s = 0.0
+        self.compile_s = 0.0  # the program's compile time (first use in this process), else the wait for it
+        self.compile_wait_s = 0.0
+        self.first_use = False
         self.run_s = 0.0
 
     @property
@@ -231,26 +243,21 @@ class GroupProgram:
         return self.next_period >= self.num_periods
 
     def compile(self) -> None:
-        """Compile the init and segment programs (once; timed as ``compile_s``)."""
-        if self._compiled is not None:
+        """Get the compiled program: from the cache, from a background compile in flight
+        (:func:`precompile`), or compiled now."""
+        if self.compiled is not None:
             return
-        cache_key = self._cache_key()
-        if cache_key in _SEGMENT_COMPILED:
-            self._compiled = _SEGMENT_COMPILED[cache_key]
-            return
-        events.phase("compiling")
         t0 = time.perf_counter()
-        TRACE_COUNT["n"] += 1
-        args = (self.hparams, self.keys, self.data)
-        init = self._init.lower(*args).compile()
-        state = jax.eval_shape(self._init, *args)
-        periods = jax.ShapeDtypeStruct((self.segment_periods,), jnp.int32)
-        advance = self._advance.lower(state, self.hparams, self.keys, self.data, periods).compile()
-        self._compiled = _SEGMENT_COMPILED[cache_key] = [init, advance, None]
-        self.compile_s += time.perf_counter() - t0
-
-    def _cache_key(self) -> tuple:
-        return (group_key(self.cfgs[0]), len(self.keys), self.segment_periods, tuple(d.id for d in self.devices))
+        future, key = _program(self.cfgs, self.dataset, self.pad_to, self.segment_periods, background=False)
+        if not future.done():
+            events.phase("compiling (started in the background)")
+        self.compiled = future.result()
+        self.compile_wait_s = time.perf_counter() - t0
+        events.phase("training")
+        with _COMPILE_LOCK:
+            self.first_use = key not in _USED
+            _USED.add(key)
+        self.compile_s = self.compiled.compile_s if self.first_use else self.compile_wait_s
 
     def field(self) -> np.ndarray | None:
         """The model's field on the decision-boundary grid now, ``[members, resolution²]``
@@ -260,32 +267,37 @@ class GroupProgram:
             return None
         if self.state is None:
             self.start()
-        if self._compiled[2] is None:
+        program = self.compiled
+        if program.field is None:
             no_curves = jnp.zeros((1, 1, 1))  # finish's confusion input; unused for the field
 
             def field(state, hparams, key, data):
-                return self.segments.finish(state, hparams, key, data, {}, no_curves)["boundary"]
+                return program.segments.finish(state, hparams, key, data, {}, no_curves)["boundary"]
 
             fn = jax.jit(jax.vmap(field, in_axes=(0, 0, 0, None)))
-            self._compiled[2] = fn.lower(self.state, self.hparams, self.keys, self.data).compile()
-        out = self._compiled[2](self.state, self.hparams, self.keys, self.data)
+            program.field = fn.lower(self.state, self.hparams, self.keys, self.data).compile()
+        out = program.field(self.state, self.hparams, self.keys, self.data)
         return np.asarray(jax.device_get(out))[: self.n_members]
 
     def start(self) -> None:
         """Fresh parameters and optimizer state for every member (period 0 not yet run)."""
         self.compile()
-        self.state = jax.block_until_ready(self._compiled[0](self.hparams, self.keys, self.data))
+        t0 = time.perf_counter()
+        self.state = jax.block_until_ready(self.compiled.init(self.hparams, self.keys, self.data))
+        self.run_s += time.perf_counter() - t0
         self.next_period, self.curves, self.confusions = 0, [], []
 
     def restore(self, state, next_period: int, curves: dict, confusions) -> None:
         """Continue from a stored state (host arrays, member-stacked) after ``next_period - 1``."""
         self.compile()
-        # Every state leaf is member-stacked, laid out like the member-sharded hparams.
-        members = next(iter(self.hparams.values())).sharding
-        self.state = jax.device_put(state, members)
+        self.state = jax.device_put(state, self._member_sharding())
         self.next_period = int(next_period)
         self.curves = [dict(curves)] if curves else []
         self.confusions = [np.asarray(confusions)] if confusions is not None and len(confusions) else []
+
+    def _member_sharding(self):
+        # Every state leaf and curve is member-stacked, laid out like the member-sharded hparams.
+        return next(iter(self.hparams.values())).sharding
 
     def step(self) -> None:
         """Run the next segment (no-op when done)."""
@@ -296,7 +308,7 @@ class GroupProgram:
         first = self.next_period
         periods = jnp.arange(first, first + self.segment_periods, dtype=jnp.int32)
         t0 = time.perf_counter()
-        state, (curves, confusions) = self._compiled[1](self.state, self.hparams, self.keys, self.data, periods)
+        state, (curves, confusions) = self.compiled.advance(self.state, self.hparams, self.keys, self.data, periods)
         state = jax.block_until_ready(state)
         self.run_s += time.perf_counter() - t0
         keep = min(self.segment_periods, self.num_periods - first)  # drop periods past the budget
@@ -329,16 +341,21 @@ class GroupProgram:
         """Curves ``{name: [members, periods]}`` and confusions ``[members, periods, C, C]`` so far."""
         if not self.curves:
             return {}, np.zeros((len(self.cfgs), 0))
-        names = self.curves[0].keys()
-        curves = {k: np.concatenate([c[k] for c in self.curves], axis=1) for k in names}
-        return curves, np.concatenate(self.confusions, axis=1)
+        if len(self.curves) > 1:  # one piece from then on: a finished run asks once more
+            names = self.curves[0].keys()
+            self.curves = [{k: np.concatenate([c[k] for c in self.curves], axis=1) for k in names}]
+            self.confusions = [np.concatenate(self.confusions, axis=1)]
+        return self.curves[0], self.confusions[0]
 
     def finish(self) -> GroupRun:
-        """Run what is left and return the same outputs as :func:`run_group`."""
+        """Run what is left and return every member's outputs (:func:`harness.train.loop.make_train`)."""
         while not self.done:
             self.step()
-        curves, confusions = self.curves_so_far()
-        out = self._finish(self.state, self.hparams, self.keys, self.data, curves, confusions)
+        curves, confusions = jax.device_put(self.curves_so_far(), self._member_sharding())
+        t0 = time.perf_counter()
+        out = self.compiled.finish(self.state, self.hparams, self.keys, self.data, curves, confusions)
         host = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+        self.run_s += time.perf_counter() - t0
         outputs = [jax.tree_util.tree_map(lambda a, i=i: a[i], host) for i in range(self.n_members)]
-        return GroupRun(outputs, self.budget, self.dataset, self.compile_s, self.run_s, len(self.devices), True)
+        return GroupRun(outputs, self.budget, self.dataset, self.compile_s, self.run_s, len(self.devices),
+                        self.first_use, self.compile_wait_s)

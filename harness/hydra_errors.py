@@ -152,8 +152,10 @@ def install() -> None:
                 print(f"error: {storage_line(ex)}", file=sys.stderr)
                 sys.exit(EXIT_STORAGE_ERROR)
 
+            error = ex  # `ex` is unbound once the except block ends; the closure keeps its own name
+
             def reraise() -> Any:
-                raise ex
+                raise error
 
             return original(reraise)
 

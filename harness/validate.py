@@ -8,7 +8,6 @@ the checks a type cannot express (ranges, known names, consistency). Every failu
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 from omegaconf import DictConfig

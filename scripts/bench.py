@@ -500,7 +500,6 @@ def worker(spec_path: str, out_path: str) -> None:
 
 
 def _torch_model(kind: str, init: str, classes: int, d_in: int, length: int):
-    import torch
     from torch import nn
 
     if kind == "fnn":

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import SHRINK, compose_config, run_cli
+from conftest import compose_config, run_cli
 from harness.errors import ConfigError
 from harness.results import config_hash
 from harness.train import checkpoint

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from conftest import ROOT, compose_config
 from harness.claim.check import check_claim, expected_metrics
-from harness.claim.spec import HYPOTHESIS_KINDS, resolve_scale, stages, sweeps
+from harness.claim.spec import resolve_scale, stages, sweeps
 from harness.errors import ConfigError
 
 # Two settings, one protocol, a nuisance grid: every part the check looks at, tiny.

@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 to httpx for its
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from conftest import ROOT, compose_config
+from conftest import compose_config
 from harness.errors import ConfigError
 from harness.play.server import create_app
 from harness.train.hparams import hparams_of, static_part
@@ -101,7 +101,7 @@ def test_stream_sends_one_snapshot_per_chunk(client, session):
 
 
 def test_compare_returns_one_field_per_value(client):
-    r = client.post(f"/api/session?compare=reg&rate=0.01&lr=0.1&hidden=3")
+    r = client.post("/api/session?compare=reg&rate=0.01&lr=0.1&hidden=3")
     assert r.status_code == 200, r.text
     info = r.json()
     assert [label for _, label in info["values"]] == ["no penalty", "L1", "L2"]

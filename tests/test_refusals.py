@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cases, run_cli
+from conftest import run_cases, run_cli
 from test_data_other import idx_bytes, write_idx_folder
 
 QUICK = ["logger=none", "output.plots=false", "train.epochs=1"]

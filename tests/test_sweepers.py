@@ -5,7 +5,6 @@ any compute; a real hydra-optuna-sweeper study (slow) ends with the stored resul
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import yaml

@@ -5,7 +5,6 @@ in the project ``WANDB_PROJECT`` names. In-process (``harness.cli.main``), tiny 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 import yaml

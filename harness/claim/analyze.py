@@ -415,7 +415,7 @@ def aggregate(entry: dict[str, Any]) -> dict[str, Any]:
         beaten_by = [v for v, p in pairs.items() if p["verdict"] == "refuted"]
         entry["top"] = [entry["winner"], *tied]
         head = f"{entry['sci']}={entry['winner']} is best on {entry['select_metric']}"
-        entry["reason"] = head + (f"; on test it is better than every other value" if entry["verdict"] == "supported"
+        entry["reason"] = head + ("; on test it is better than every other value" if entry["verdict"] == "supported"
                                   else f"; on test it is worse than {', '.join(beaten_by)}" if beaten_by
                                   else f"; on test it is tied with {', '.join(tied)}")
         entry["reason"] += " (" + "; ".join(f"{v}: {p['reason']}" for v, p in pairs.items()) + ")"

@@ -30,7 +30,7 @@ log = logging.getLogger("harness.claim")
 def run_claim(cfg: DictConfig) -> Path:
     """Run, analyse and report one claim; returns the report folder."""
     from harness import store
-    from harness.claim.analyze import adjust_claim, analyze_sweep
+    from harness.claim.analyze import adjust_claim
     from harness.claim.check import check_claim, hydra_compose
     from harness.claim.report import is_evidence, verdicts, write_figures, write_readme, write_tables
     from harness.claim.run import run_sweeps, stage_root

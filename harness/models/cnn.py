@@ -126,7 +126,6 @@ class PatchConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        spatial = len(self.kernel_size)
         in_features = x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (*self.kernel_size, in_features, self.features))
         bias = self.param("bias", self.bias_init, (self.features,))

@@ -388,7 +388,7 @@ def commands(settings: Settings, epochs: int) -> dict[str, str]:
     params += ["  seed:", f"    values: [{', '.join(str(s) for s in seeds)}]"]
     run_dir = "hydra.run.dir=outputs/wandb-sweeps/${oc.env:WANDB_SWEEP_ID,none}/${oc.env:WANDB_RUN_ID,none}"
     wandb = "\n".join([
-        f"# W&B sweep of the playground's screen (save as sweeps/play.yaml; wandb sweep sweeps/play.yaml)",
+        "# W&B sweep of the playground's screen (save as sweeps/play.yaml; wandb sweep sweeps/play.yaml)",
         "method: grid",
         "project: harness",
         "metric:",

@@ -8,7 +8,6 @@ in :mod:`harness.validate`.
 
 from __future__ import annotations
 
-import dataclasses
 from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,8 +221,3 @@ def group_options(*groups: str) -> str:
         if options:
             lines.append(f"  {group}: {', '.join(options)}")
     return "\n".join(lines)
-
-
-def field_names(schema: type) -> list[str]:
-    """Names of a schema dataclass's fields."""
-    return [f.name for f in dataclasses.fields(schema)]

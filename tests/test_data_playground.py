@@ -17,10 +17,15 @@ from harness.data.playground import (
     FEATURE_NAMES,
     PLAYGROUND_SETS,
     REGRESSION_SETS,
+    GENERATORS,
     feature_map,
-    generate_points,
 )
 from harness.errors import ConfigError
+
+
+def generate_points(name: str, num_samples: int, noise: float, seed: int):
+    """The raw Playground points in generation order: xy float64 [n, 2], labels."""
+    return GENERATORS[name](np.random.default_rng(seed), num_samples, noise)
 
 
 def cfg(name: str, **kw) -> DataConfig:

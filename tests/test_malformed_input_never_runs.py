@@ -11,6 +11,8 @@ a stored sweep left byte-for-byte as it was.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import math
 import re
@@ -23,9 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CONF_DIR, compose_config, run_cli
-from harness.config import DataConfig, LoggerConfig, ModelConfig, OptimConfig, OutputConfig, TrainConfig, field_names
+from harness.config import DataConfig, LoggerConfig, ModelConfig, OptimConfig, OutputConfig, TrainConfig
 from harness.errors import ConfigError, DataError
 from harness.hydra_errors import one_line, yaml_line
+
+
+def field_names(schema: type) -> list[str]:
+    """Names of a schema dataclass's fields."""
+    return [f.name for f in dataclasses.fields(schema)]
+
 
 EXAMPLES = 40  # overrides; with FILE_EXAMPLES config files, 52 malformed inputs (the issue asks >= 50)
 FILE_EXAMPLES = 12

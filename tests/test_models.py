@@ -26,7 +26,7 @@ from harness.models import (
 )
 from harness.models.activations import get_activation
 from harness.models.fnn import bag_of_words
-from harness.models.inits import get_init, get_recurrent_init, scale_weights, weight_mask
+from harness.models.inits import get_init, get_recurrent_init
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 B = 3  # batch size used throughout
@@ -525,18 +525,6 @@ def test_zero_init_sets_every_weight_and_bias_to_zero():
     assert not np.asarray(kernel_init(jax.random.key(0), (4, 3))).any()
     assert not np.asarray(bias_init(jax.random.key(0), (3,))).any()
     assert not np.asarray(get_recurrent_init("zero")(jax.random.key(0), (3, 3))).any()
-
-
-def test_weight_mask_and_scale_weights():
-    model, x = make(cfg(family="rnn"), "tokens")
-    params = fake_params(model, x)
-    mask = weight_mask(params)
-    assert mask["Embed_0"]["embedding"] and mask["layer0"]["hr"]["kernel"]
-    assert not mask["Dense_0"]["bias"] and not mask["layer0"]["ir"]["bias"]
-    # Traceable: the scale may be a jit argument (model.init_scale is dynamic).
-    scaled = jax.device_get(jax.jit(scale_weights)(params, np.float32(0.5)))
-    assert np.allclose(scaled["Dense_0"]["kernel"], 0.5 * params["Dense_0"]["kernel"])
-    assert np.allclose(scaled["Dense_0"]["bias"], params["Dense_0"]["bias"])
 
 
 def test_unknown_init_is_a_config_error():

@@ -218,12 +218,6 @@ def task_of(name: str) -> str:
     return "classification" if name in CLASSIFICATION_SETS else "regression"
 
 
-def generate_points(name: str, num_samples: int, noise: float, seed: int):
-    """The raw Playground points in generation order: xy float64 [n, 2], labels (-1/+1 or float)."""
-    rng = np.random.default_rng(seed)
-    return GENERATORS[name](rng, num_samples, noise)
-
-
 def load_playground(cfg, name: str) -> Dataset:
     """Generate one Playground set from ``cfg`` (seed, noise, num_samples, train_fraction, features)."""
     task = task_of(name)

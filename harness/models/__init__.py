@@ -9,7 +9,7 @@
 Outputs are raw: logits or regression values, [b, num_outputs] or, for
 ``targets="sequence"``, [b, T, num_outputs]. Every model setting is static (a module field);
 a new value is a new program. Only ``model.init_scale`` is dynamic and is applied by the
-caller after init (:func:`harness.models.inits.scale_weights`).
+caller after init (``harness.train.loop``: weights, not biases, times the scale).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from harness.errors import ConfigError
 from harness.models.activations import ACTIVATIONS, get_activation
 from harness.models.cnn import CNN, POOLS, check_spatial_sizes, parse_padding
 from harness.models.fnn import FNN, TOKEN_MODES
-from harness.models.inits import get_init, scale_weights, weight_mask
+from harness.models.inits import get_init
 from harness.models.rnn import CELLS, READOUTS, RNN
 
 MODEL_FAMILIES: dict[str, type[nn.Module]] = {"fnn": FNN, "cnn": CNN, "rnn": RNN}
@@ -50,10 +50,8 @@ __all__ = [
     "count_params",
     "get_activation",
     "get_init",
-    "scale_weights",
     "validate_model_config",
     "validate_model_for_data",
-    "weight_mask",
 ]
 
 

@@ -13,7 +13,7 @@
 
 Embedding tables (``nn.Embed``, tokens input of the RNN) keep Flax's default (normal, std 1)
 under every scheme. ``model.init_scale`` is *not* applied here: it is a dynamic value, so the
-training code multiplies the initial weights by it after ``init`` (see :func:`scale_weights`),
+training code multiplies the initial weights by it after ``init`` (``harness.train.loop``),
 which lets a sweep over it share one compiled program.
 """
 
@@ -35,7 +35,6 @@ PLAYGROUND_BIAS = 0.1
 INITS = ("default", "playground", "he", "glorot", "zero")
 
 # Parameter leaf names that count as weights (as opposed to biases) in every family here.
-WEIGHT_NAMES = ("kernel", "embedding")
 
 
 def playground_uniform(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
@@ -79,27 +78,3 @@ def get_recurrent_init(name: str) -> Initializer:
     if name == "zero":
         return nn.initializers.zeros_init()
     return playground_uniform if name == "playground" else nn.initializers.orthogonal()
-
-
-def _leaf_name(path: tuple[Any, ...]) -> str:
-    last = path[-1]
-    return str(getattr(last, "key", getattr(last, "name", last)))
-
-
-def weight_mask(params: Any) -> Any:
-    """A pytree like ``params`` with True at weights (kernels, embeddings), False at biases.
-
-    For penalties on weights only (Playground's L1/L2) and for :func:`scale_weights`.
-    """
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: _leaf_name(path) in WEIGHT_NAMES, params
-    )
-
-
-def scale_weights(params: Any, scale: Any) -> Any:
-    """``params`` with every weight (not bias) multiplied by ``scale`` (may be a traced value).
-
-    This is how ``model.init_scale`` is meant to be applied: after ``init``, so it is dynamic.
-    """
-    mask = weight_mask(params)
-    return jax.tree_util.tree_map(lambda p, m: p * scale if m else p, params, mask)

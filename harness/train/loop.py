@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -147,8 +147,18 @@ def eval_splits(dataset: Dataset) -> list[str]:
 def quality_metric(task: str) -> str:
     """The curve recorded beside the loss: ``accuracy`` for classes, ``mse`` for regression."""
     return "accuracy" if task == "classification" else "mse"
-# The training state between segments (see Segments), in this order inside the scan carry.
-STATE_KEYS = ("params", "opt_state", "diverged", "diverged_step")
+class StepCarry(NamedTuple):
+    """What the step scan carries: the training state between segments (see Segments, a dict
+    of the first four) and the period's sum of squared gradient norms (``gns/*`` curves)."""
+
+    params: Any
+    opt_state: Any
+    diverged: jax.Array
+    diverged_step: jax.Array
+    gsq_sum: jax.Array
+
+
+STATE_KEYS = StepCarry._fields[:4]
 
 
 def prepare_data(dataset: Dataset, grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -397,7 +407,7 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         def step_fn(carry, inputs):
             step, (idx, weights) = inputs
 
-            def do_step(carry):
+            def do_step(carry: StepCarry) -> StepCarry:
                 params, opt_state, diverged, diverged_step, gsq_sum = carry
                 rng = jax.random.fold_in(dropout_key, step)
                 (_, _), grads = grad_fn(params, x_train[idx], y_train[idx], rng, l1_in_loss, hparams["l2"], weights)
@@ -408,7 +418,7 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
                 keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
                 newly = ~finite & ~diverged
                 gsq = optax.tree.norm(grads, squared=True) if measure_gns else jnp.zeros(())
-                return (
+                return StepCarry(
                     jax.tree_util.tree_map(keep, new_params, params),
                     jax.tree_util.tree_map(keep, new_state, opt_state),
                     diverged | newly,
@@ -425,18 +435,18 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         def period_fn(carry, p):
             # Period 0 has no active steps: it measures the initial state with the same code.
             steps = (p - 1) * period + jnp.arange(period)
-            carry = carry + (jnp.zeros(()),)  # the period's gradient-norm sum
+            carry = StepCarry(*carry, gsq_sum=jnp.zeros(()))  # the period's gradient-norm sum starts at 0
             carry, _ = jax.lax.scan(step_fn, carry, (steps, period_batches(p)))
-            values, confusion = evaluate(carry[0], data)
+            values, confusion = evaluate(carry.params, data)
             if measure_gns:
                 n_steps = jnp.clip(budget.total_steps - (p - 1) * period, 1, period)
-                gns = grad_noise_scale(carry[0], carry[-1] / n_steps, dropout_key)
+                gns = grad_noise_scale(carry.params, carry.gsq_sum / n_steps, dropout_key)
                 values.update({k: jnp.where(p > 0, v, jnp.nan) for k, v in gns.items()})
-            return carry[:-1], (values, confusion)
+            return tuple(carry)[:4], (values, confusion)
 
-        carry0 = tuple(state[k] for k in STATE_KEYS)
-        carry, outputs = jax.lax.scan(period_fn, carry0, periods)
-        return dict(zip(STATE_KEYS, carry)), outputs
+        state0 = tuple(state[k] for k in STATE_KEYS)
+        state, outputs = jax.lax.scan(period_fn, state0, periods)
+        return dict(zip(STATE_KEYS, state)), outputs
 
     def finish(state, hparams, key, data, curves, confusions):
         params = state["params"]

@@ -73,6 +73,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
     from harness.results import objective_value
     from harness.sweep.progress import Display
     from harness.sweep.writer import plot_member, track_member
+    from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
     run_dir = hydra_cfg.runtime.output_dir
@@ -92,7 +93,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
     with Display(True, 1) as progress:  # compiling, training, epochs (train.checkpoint_every)
         _, (result,) = job.run([cfg], [run_dir], [overrides], run_dir, dataset=dataset)
         progress.advance(1)
-    plot_member(run_dir, cfg, result)
+    plot_member(run_dir, cfg, result, multirun=hydra_cfg.mode == RunMode.MULTIRUN)  # hydra/launcher=basic etc.
     track_member(run_dir, cfg, result, wandb_identity(hydra_cfg, overrides))
     log.info(summary_line(result, run_dir))
     return objective_value(cfg, result["metrics"])

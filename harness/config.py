@@ -146,7 +146,10 @@ class LoggerConfig:
 class OutputConfig:
     """What a run writes beside result.json."""
 
-    plots: bool = True
+    # auto: a single run draws its PNGs (curves, boundary, confusion), a sweep's members do not
+    # (hundreds of figures nobody opens cost most of a sweep's time): `harness-plot <folder>`
+    # draws them from the stored records when wanted | true: always | false: never
+    plots: Any = "auto"
     save_params: bool = False
     boundary_resolution: int = 50  # decision-boundary grid, points per side (2-D data)
     discretize: bool = False  # draw the boundary as two colours (Playground's "Discretize output")
@@ -221,3 +224,12 @@ def group_options(*groups: str) -> str:
         if options:
             lines.append(f"  {group}: {', '.join(options)}")
     return "\n".join(lines)
+
+
+PLOTS = (True, False, "auto")  # output.plots
+
+
+def draws_plots(plots: Any, multirun: bool) -> bool:
+    """Whether a job with ``output.plots=plots`` draws its PNGs when it is stored: ``auto``
+    draws them for a single run, not for a multirun's jobs (harness-plot draws those later)."""
+    return multirun is False if plots == "auto" else bool(plots)

@@ -163,6 +163,8 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.logger.mode is not None:
         _choice("logger.mode", cfg.logger.mode, ("offline", "online", "disabled"))
     _count("output.boundary_resolution", cfg.output.boundary_resolution, minimum=2)
+    if not (isinstance(cfg.output.plots, bool) or cfg.output.plots == "auto"):
+        raise ConfigError("output.plots", cfg.output.plots, "auto, true or false")
 
     _data_fits_in_memory(validate_data_config(cfg.data))
     validate_model_config(cfg.model)

@@ -209,8 +209,8 @@ def test_rerun_removes_the_temp_files_a_killed_sweep_left(tmp_path):
     its .hydra/ and beside its curves) and in a stored job whose plots were being drawn (the
     plots are drawn again)."""
     sweep = tmp_path / "s"
-    args = ["-m", "data=circle", "train.epochs=1", "logger=none", "hydra.launcher.progress=false", "seed=0,1",
-            f"hydra.sweep.dir={sweep}"]
+    args = ["-m", "data=circle", "train.epochs=1", "logger=none", "output.plots=true", "hydra.launcher.progress=false",
+            "seed=0,1", f"hydra.sweep.dir={sweep}"]
     assert run_cli(args, tmp_path).returncode == 0
     (sweep / "0" / "result.json").unlink()  # killed while storing job 0 ...
     planted = [sweep / "0" / ".hydra" / ".config.yaml.k1ll3d00.tmp", sweep / "0" / ".curves.csv.k1ll3d01.tmp",

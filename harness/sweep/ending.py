@@ -78,6 +78,7 @@ def show(sweep_dir: str | Path, run_dirs: Sequence[str | Path], overrides: Seque
     """Log the sweep's folder and backend, and print its top settings (see the module)."""
     from harness import store
     from harness.folders import distrust
+    from harness.report.draw import FIGURES
 
     run_dirs = [str(Path(d)) for d in run_dirs]
     stored = [d for d in run_dirs if (Path(d) / store.RESULT_FILE).is_file()]
@@ -85,6 +86,9 @@ def show(sweep_dir: str | Path, run_dirs: Sequence[str | Path], overrides: Seque
     if not stored:
         return  # submitted to SLURM and not waited for, or every job failed before storing
     log.info(f"backend: {backend_text(store.read_result(stored[0]))}")
+    if not any((Path(d) / name).is_file() for d in stored[:1] for name in FIGURES):
+        # output.plots=auto: a sweep's jobs draw no PNGs; say how to get them.
+        log.info(f"per-run plots (curves, boundary, confusion): harness-plot {sweep_dir}")
     keys = sorted(k for k in varying if k not in NOT_COMPARED)
     if not keys:
         return  # one setting (seeds only): nothing to rank, and no need to read every result

@@ -20,6 +20,7 @@ from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
+from harness.config import draws_plots
 from harness.data.cache import dataset_for
 from harness.sweep import hydra_job
 from harness.sweep.compose import ComposedJob as Job
@@ -160,7 +161,7 @@ class Launch:
         identity = self._wandb_identity(job)
         if self.writer is not None:
             self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
-        elif job.cfg.output.plots or member_wandb == "member":
+        elif draws_plots(job.cfg.output.plots, multirun=True) or member_wandb == "member":
             write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
 
     @functools.cached_property

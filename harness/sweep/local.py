@@ -14,6 +14,7 @@ from hydra.core.utils import JobReturn
 from omegaconf import DictConfig
 
 from harness import store
+from harness.config import draws_plots
 from harness.sweep import hydra_job
 from harness.sweep.compose import ComposedJob as Job
 from harness.sweep.launch import Launch, Chunk, log
@@ -55,7 +56,7 @@ class LocalLaunch(Launch):
             no_run = (self._member_wandb(job) == "member" and tracking_enabled(job.cfg.logger)
                       and not already_logged(job.run_dir))  # WANDB_MODE=disabled: never a marker
             # A temp file left beside the plots means the writer was killed while drawing them.
-            no_plots = bool(job.cfg.output.plots) and (not any(job.run_dir.glob("*.png"))
+            no_plots = draws_plots(job.cfg.output.plots, multirun=True) and (not any(job.run_dir.glob("*.png"))
                                                        or bool(store.stale_temps(job.run_dir)))
             if no_run or no_plots:
                 missing.append(job)
@@ -64,7 +65,7 @@ class LocalLaunch(Launch):
     def _start_writer(self, pending: list[Job]) -> None:
         cfg0 = pending[0].cfg if pending else None
         needed = cfg0 is not None and (
-            any(j.cfg.output.plots for j in pending)
+            any(draws_plots(j.cfg.output.plots, multirun=True) for j in pending)
             or (self.launcher.wandb != "none" and any(j.cfg.logger.name == "wandb" for j in pending))
         )
         if needed and self.launcher.writer_mode == "background":

@@ -70,6 +70,7 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from harness import job
+    from harness.config import draws_plots
     from harness.sweep.writer import write_member_extras
 
     members = spec["members"]
@@ -84,7 +85,7 @@ def train_chunk(spec: dict[str, Any]) -> dict[str, Any]:
     stored_s = time.perf_counter() - started
     # Plots and W&B runs come after every record is stored: a failure there loses no result.
     for m in members:
-        if m["cfg"]["output"]["plots"] or m["wandb"] == "member":
+        if draws_plots(m["cfg"]["output"]["plots"], multirun=True) or m["wandb"] == "member":
             try:
                 write_member_extras(m["run_dir"], m["cfg"], m["wandb"], m.get("wandb_identity"))
             except Exception as exc:  # noqa: BLE001 - extras never fail the job

@@ -18,20 +18,19 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from harness.data.cache import dataset_for, points_dataset
+from harness.config import draws_plots
+from harness.report.draw import draw_run
 
 MODES = ("member", "group", "none")
 
 
-def plot_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any]) -> None:
-    """Draw the member's PNGs; a plotting failure is a warning, never a lost result."""
-    if not cfg.output.plots:
+def plot_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any], *, multirun: bool) -> None:
+    """Draw the member's PNGs if its ``output.plots`` asks for them (:func:`harness.config.draws_plots`);
+    a plotting failure is a warning, never a lost result."""
+    if not draws_plots(cfg.output.plots, multirun):
         return
-    from harness.report.plots import write_run_plots  # matplotlib: only when plots are asked for
-
     try:
-        dataset = points_dataset(cfg) if dataset_for(cfg).input_extent is not None else None
-        write_run_plots(run_dir, result, dataset=dataset)
+        draw_run(run_dir, cfg, result)
     except Exception as exc:  # noqa: BLE001 - plots are a convenience; the record is stored
         warnings.warn(f"plots for {run_dir} failed: {exc}", stacklevel=2)
 
@@ -62,7 +61,7 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
     if result is None:
         return
     store.remove_stale_temps(run_dir)  # plots of a writer killed mid-write: drawn again below
-    plot_member(run_dir, cfg, result)
+    plot_member(run_dir, cfg, result, multirun=True)
     if wandb_mode == "member":
         track_member(run_dir, cfg, result, identity)
 

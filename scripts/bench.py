@@ -1177,6 +1177,11 @@ def targets(all_results: dict[str, dict[str, Any]]) -> str:
                 oc = 100 * (x["cpu_s"] / none["cpu_s"] - 1)
                 rows.append(f"| W&B adds ≤20% to a fused sweep (wandb={k}) | spiral | {o:+.0f}% wall, {oc:+.0f}% CPU "
                             f"(least of {w.get('rounds')} runs each) | {'yes' if o <= 20 else 'no'} |")
+    c = all_results.get("compile")
+    for row in (c or {}).get("rows", []):
+        rows.append(f"| compile ≤1.0× a hand-written jit(vmap(train)) of the same training | {row['program']} | "
+                    f"{row['ratio']:.2f}× ({row['harness_s']:.2f} s against {row['reference_s']:.2f} s, cold) | "
+                    f"{'yes' if row['ratio'] <= 1.0 else 'no'} |")
     return "\n".join(rows) + "\n"
 
 
@@ -1283,7 +1288,7 @@ def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", default="spiral",
-                    choices=["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "all"])
+                    choices=["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "compile", "all"])
     ap.add_argument("--quick", action="store_true", help="a small version of each sweep (a few minutes)")
     ap.add_argument("--only", default=None, help="comma-separated variant name prefixes (fused,basic,loop,joblib,"
                                                   "torch,keras); default all")
@@ -1312,7 +1317,7 @@ def main() -> int:
     print(f"machine: {mach['nproc']} cores, {mach.get('cpu')}, {mach.get('mem_gib')} GiB; {mach['uptime']}", flush=True)
     only = set(args.only.split(",")) if args.only else None
     wls = workloads(args.quick)
-    names = (["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile"] if args.workload == "all"
+    names = (["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "compile"] if args.workload == "all"
              else [args.workload])
     doc = None if args.doc == "none" else Path(args.doc) if args.doc else (None if args.quick else DOC)
     status = 0
@@ -1327,6 +1332,16 @@ def main() -> int:
         elif name == "profile":
             r = bench_profile(runner)
             body = profile_table(r)
+        elif name == "compile":  # the engine's program against a hand-written jit(vmap(train))
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import bench_compile
+
+            print("\n## compile: the engine's program vs a hand-written jit(vmap(train))", flush=True)
+            rows = bench_compile.run(1 if args.quick else 2)
+            r = {"rows": rows, "when": dt.datetime.now().isoformat(timespec="seconds"),
+                 "variants": {row["program"]: {"ok": True} for row in rows}}
+            body = (f"{bench_compile.MEMBERS} members, cold (no persistent cache), best of {1 if args.quick else 2} "
+                    "processes per side (`python scripts/bench_compile.py`):\n\n" + bench_compile.table(rows) + "\n")
         else:
             peak = run_peak(runner)
             print(f"f32 matmul peak (start): {peak.get('gflops')} GFLOP/s", flush=True)

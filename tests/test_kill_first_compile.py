@@ -23,19 +23,19 @@ ARGS = ["-m", "data=circle", "model.hidden=[4]", "train.epochs=2", "seed=range(6
 
 def test_a_kill_during_the_first_compile_leaves_a_folder_the_rerun_completes(tmp_path):
     cache = tmp_path / "cache"  # empty: nothing compiled yet, so the sweep must compile first
-    # JAX_LOG_COMPILES: JAX logs "Compiling jit(counted_train)" as the training program's
-    # compile starts; the kill follows that line.
+    # JAX_LOG_COMPILES: JAX logs "Compiling jit(advance)" as the training program's compile
+    # starts (the group's segment program, harness.train.engine); the kill follows that line.
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "WANDB_MODE": "offline", "JAX_LOG_COMPILES": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "harness.train", *ARGS], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # Hydra logs to stdout
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if "Compiling jit(counted_train)" in line:
+        if "Compiling jit(advance)" in line:
             break
     else:
         pytest.fail("the sweep ended before compiling its program: " + "".join(seen[-20:]))
-    programs = list(cache.rglob("jit_counted_train*-cache"))
+    programs = list(cache.rglob("jit_advance*-cache"))
     results = list((tmp_path / "S").glob("*/result.json"))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)

@@ -124,18 +124,38 @@ def _serve(tasks: "mp.Queue", done: "mp.Queue", parent: int | None = None) -> No
 
 
 class BackgroundWriter:
-    """A process that writes plots and W&B runs for stored results, in submission order."""
+    """Processes that write plots and W&B runs for stored results, each task once.
+
+    One process while the sweep trains (the other cores compute). When the sweep has trained
+    everything and many tasks are still queued (:meth:`close`), up to one more process per
+    idle core joins: W&B runs are independent, so the tail of a large sweep is written on
+    every core (a 256-member spiral sweep spent most of its wall time writing W&B runs after
+    training, about 50 ms each, one at a time).
+    """
+
+    TAIL_TASKS = 16  # tasks still queued at close() that make extra processes worth starting
 
     def __init__(self) -> None:
-        ctx = mp.get_context("spawn")  # never fork a process that has started JAX
-        self.tasks: mp.Queue = ctx.Queue()
-        self.done: mp.Queue = ctx.Queue()
         import os
 
-        self.process = ctx.Process(target=_serve, args=(self.tasks, self.done, os.getpid()), daemon=True)
-        self.process.start()
+        self._ctx = mp.get_context("spawn")  # never fork a process that has started JAX
+        self.tasks: mp.Queue = self._ctx.Queue()
+        self.done: mp.Queue = self._ctx.Queue()
+        self._parent = os.getpid()
+        self.processes: list = []
+        self._start_process()
         self.submitted = 0
         self.finished = 0
+
+    def _start_process(self) -> None:
+        process = self._ctx.Process(target=_serve, args=(self.tasks, self.done, self._parent), daemon=True)
+        process.start()
+        self.processes.append(process)
+
+    @property
+    def process(self):
+        """The first writer process (the one that runs from the start)."""
+        return self.processes[0]
 
     def member(self, run_dir: str | Path, cfg_container: dict[str, Any], wandb_mode: str,
                identity: dict[str, Any] | None = None) -> None:
@@ -149,14 +169,33 @@ class BackgroundWriter:
         self.tasks.put(("group", (str(group_dir), [str(d) for d in run_dirs], logger_container, name, group)))
         self.submitted += 1
 
-    def close(self, on_progress=None) -> None:
-        """Finish every queued task, then stop the process."""
-        self.tasks.put(None)
-        while self.finished < self.submitted and self.process.is_alive():
+    def close(self, on_progress=None, cores: int | None = None) -> None:
+        """Finish every queued task (on up to ``cores`` processes, default every core), then
+        stop the processes."""
+        import os
+
+        self._drain()
+        cores = cores or os.cpu_count() or 1
+        left = self.submitted - self.finished
+        while left >= self.TAIL_TASKS and len(self.processes) < cores:
+            self._start_process()
+            left -= self.TAIL_TASKS
+        for _ in self.processes:
+            self.tasks.put(None)  # after every task: each process stops once the queue is empty
+        while self.finished < self.submitted and any(p.is_alive() for p in self.processes):
             try:
                 self.finished += self.done.get(timeout=0.5)
                 if on_progress:
                     on_progress(self.finished, self.submitted)
             except queue.Empty:
                 continue
-        self.process.join(timeout=30)
+        for process in self.processes:
+            process.join(timeout=30)
+
+    def _drain(self) -> None:
+        """Count the tasks finished so far (without waiting)."""
+        while True:
+            try:
+                self.finished += self.done.get_nowait()
+            except queue.Empty:
+                return

@@ -11,6 +11,7 @@ the value and what is allowed, exits with status 2 and leaves no files behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -72,7 +73,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
     from harness import job
     from harness.results import objective_value
     from harness.sweep.progress import Display
-    from harness.sweep.writer import plot_member, track_member
+    from harness.sweep.writer import plot_member
+    from harness.track.live import live_run
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
@@ -88,13 +90,17 @@ def run_job(cfg: DictConfig) -> dict[str, Any] | float:
     if stored is not None:  # rerun into the same folder (hydra.run.dir): the record is complete
         log.info(f"already stored, not trained again: {Path(run_dir) / RESULT_FILE}")
         return objective_value(cfg, stored["metrics"])
-    # One call, or segments with checkpoints in the job's folder (train.checkpoint_every): a
-    # job requeued by SLURM (hydra/launcher=slurm) or rerun into the same folder resumes.
-    with Display(True, 1) as progress:  # compiling, training, epochs (train.checkpoint_every)
-        _, (result,) = job.run([cfg], [run_dir], [overrides], run_dir, dataset=dataset)
+    # Trained live, in segments (checkpoints in the job's folder with train.checkpoint_every: a
+    # job requeued by SLURM (hydra/launcher=slurm) or rerun into the same folder resumes).
+    # After each, the display shows the epoch and metrics and the W&B run gets the new rows.
+    identity = wandb_identity(hydra_cfg, overrides)
+    live = live_run(run_dir, cfg, identity)
+    with Display(True, 1) as progress, live or contextlib.nullcontext():
+        _, (result,) = job.run([cfg], [run_dir], [overrides], run_dir, dataset=dataset, live=True)
         progress.advance(1)
     plot_member(run_dir, cfg, result, multirun=hydra_cfg.mode == RunMode.MULTIRUN)  # hydra/launcher=basic etc.
-    track_member(run_dir, cfg, result, wandb_identity(hydra_cfg, overrides))
+    if live is not None:  # None: logger=none, or a finished W&B run already in the folder (kept)
+        live.finish(result)  # the W&B run's media, summary and artifact; finished
     log.info(summary_line(result, run_dir))
     return objective_value(cfg, result["metrics"])
 

@@ -55,10 +55,11 @@ def stored_result(run_dir: str | Path, cfg: DictConfig) -> dict[str, Any] | None
 
 
 def train(cfgs: Sequence[DictConfig], checkpoint_root: str | Path | None, *, dataset: Dataset | None = None,
-          pad_to: int = 0) -> GroupRun:
+          pad_to: int = 0, live: bool = False) -> GroupRun:
     """Train ``cfgs`` as one compile group (in checkpointed segments under ``checkpoint_root``
-    when ``train.checkpoint_every`` is set)."""
-    return checkpoint.train_group(cfgs, checkpoint_root, dataset=dataset, pad_to=pad_to)
+    when ``train.checkpoint_every`` is set; with ``live``, in segments that report to the
+    listeners of :mod:`harness.train.events` while it trains)."""
+    return checkpoint.train_group(cfgs, checkpoint_root, dataset=dataset, pad_to=pad_to, live=live)
 
 
 def precompile(cfgs: Sequence[DictConfig], checkpoint_root: str | Path | None, *, pad_to: int = 0) -> None:
@@ -99,10 +100,10 @@ def finish(cfgs: Sequence[DictConfig], checkpoint_root: str | Path | None, *, pa
 
 def run(cfgs: Sequence[DictConfig], run_dirs: Sequence[str | Path], overrides: Sequence[list[str]],
         checkpoint_root: str | Path | None, *, dataset: Dataset | None = None,
-        pad_to: int = 0) -> tuple[GroupRun, list[dict[str, Any]]]:
-    """Train ``cfgs`` as one group and store member ``i`` into ``run_dirs[i]``; return the
-    group and the stored records."""
-    group = train(cfgs, checkpoint_root, dataset=dataset, pad_to=pad_to)
+        pad_to: int = 0, live: bool = False) -> tuple[GroupRun, list[dict[str, Any]]]:
+    """Train ``cfgs`` as one group (``live``: see :func:`train`) and store member ``i`` into
+    ``run_dirs[i]``; return the group and the stored records."""
+    group = train(cfgs, checkpoint_root, dataset=dataset, pad_to=pad_to, live=live)
     results = store_members(group, lambda i, output: store_member(run_dirs[i], cfgs[i], output, group, overrides[i]))
     finish(cfgs, checkpoint_root, pad_to=pad_to)
     return group, results

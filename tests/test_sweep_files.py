@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +188,77 @@ def test_args_no_hyphens_formats():
     # One argv entry each (no shell): Python's str() of the value after `key=`.
     assert flags == ["model.hidden=[8, 8]", "logger.group=a b", "logger.tags=['x y', 'z']",
                      "optim.lr=1e-05", "output.plots=False"]
+
+
+def _history_so_far(run_dir: Path) -> list[dict[str, Any]]:
+    """The history rows in a run's offline ``.wandb`` log now, while W&B may still be writing it."""
+    import json
+
+    from test_wandb_logger import read_records
+
+    rows = []
+    for log in run_dir.glob("wandb/offline-run-*/run-*.wandb"):
+        try:
+            records = read_records(log)
+        except Exception:  # noqa: BLE001 - a record half-written right now: read again later
+            return []
+        for record in records:
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+    return rows
+
+
+@pytest.mark.slow
+def test_hyperband_of_the_random_sweep_stops_a_lagging_run_while_it_trains(tmp_path):
+    """lr_random.yaml's early_terminate rule, applied by W&B's own stopping code (the
+    ``sweeps`` package's ``stop_runs``, which W&B's sweep controller runs) to what two agent
+    runs have logged: a finished run with a good learning rate, and one with a hopeless one
+    that is still training. Nothing here reaches a server; the runs are the agent's exact
+    commands, offline. The lagging run is chosen for stopping from the rows it logged while
+    it trains, before its record exists."""
+    sweeps = wandb_sweeps_package()
+    from sweeps import RunState, SweepRun
+
+    config = load(ROOT / "sweeps" / "lr_random.yaml")
+    assert config["early_terminate"]["type"] == "hyperband"
+    first_band = config["early_terminate"]["min_iter"]
+
+    def command(lr: float) -> list[str]:
+        # Both runs as long (Hyperband compares runs at equal numbers of logged values); long
+        # enough that the lagging one is still training once its first rows are in.
+        args = sample_args(config, pick=0)
+        args["optim.lr"] = {"value": lr}
+        argv = agent_command(config, args) + ["train.epochs=40000", "train.eval_every=2500", "output.plots=false"]
+        return [c.replace("WANDB_MODE=online", "WANDB_MODE=offline") for c in argv]
+
+    def env(run_id: str) -> dict[str, str]:
+        return {"WANDB_SWEEP_ID": "s", "WANDB_RUN_ID": run_id, "WANDB_SILENT": "true"}
+
+    runs = tmp_path / "outputs" / "wandb-sweeps" / "s"
+    run_command(command(0.01), tmp_path, env("leader"))
+    leader = _history_so_far(runs / "leader")
+    metric = config["metric"]["name"]
+    assert sum(metric in row for row in leader) > first_band
+
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    proc = subprocess.Popen(command(1e-6), cwd=tmp_path, env={**os.environ, "PATH": path, **env("lagging")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            lagging = _history_so_far(runs / "lagging")
+            if sum(metric in row for row in lagging) >= first_band:
+                break
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "the lagging run logged no rows while it trained"
+            time.sleep(0.2)
+        stop = sweeps.stop_runs(config, [SweepRun(name="leader", state=RunState.finished, history=leader),
+                                         SweepRun(name="lagging", state=RunState.running, history=lagging)])
+        assert [run.name for run in stop] == ["lagging"]
+        assert proc.poll() is None and not (runs / "lagging" / "result.json").exists(), "it was still training"
+        # The rule is not trivially "stop everything": the leader, had it been running, goes on.
+        assert sweeps.stop_runs(config, [SweepRun(name="leader", state=RunState.running, history=leader),
+                                         SweepRun(name="lagging", state=RunState.finished, history=lagging)]) == []
+    finally:
+        proc.kill()
+        proc.wait()

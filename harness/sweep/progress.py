@@ -16,8 +16,9 @@ playground and tests that train directly see no change. Reporting reads values t
 has already copied to the host; it changes no computation.
 
 Epochs or segments are only known between segments: a group trains in segments when
-``train.checkpoint_every`` is set (:mod:`harness.train.checkpoint`); otherwise its whole
-training is one XLA call and the display shows ``compiling`` then ``training``.
+``train.checkpoint_every`` is set, and a single run always does (about
+:data:`harness.train.checkpoint.LIVE_SEGMENTS` of them); a fused sweep's group without
+checkpoints trains as one XLA call and the display shows ``compiling`` then ``training``.
 """
 
 from __future__ import annotations

@@ -230,7 +230,7 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
-class _table_temp_dirs_removed:
+class table_temp_dirs_removed:
     """Remove the temporary folders W&B stages logged tables in, once the block ends.
 
     W&B writes each logged ``wandb.Table`` (the confusion chart, a group's members, a
@@ -243,7 +243,7 @@ class _table_temp_dirs_removed:
     list) and removed on exit; nothing else's temporary folders are touched.
     """
 
-    def __enter__(self) -> "_table_temp_dirs_removed":
+    def __enter__(self) -> "table_temp_dirs_removed":
         import types
 
         self.made: list[tempfile.TemporaryDirectory] = []
@@ -336,7 +336,7 @@ def _start(logger_cfg, *, wandb_dir, name, config, job_type, init_timeout, run_i
         return init("offline", run_id + OFFLINE_SUFFIX if run_id else None)
 
 
-def _finish_quietly(run) -> None:
+def finish_failed(run) -> None:
     """Close a run that failed half-way, ignoring any second error (the first is reported)."""
     try:
         run.finish(exit_code=1)
@@ -370,21 +370,27 @@ def _steps_increasing(rows: list[dict[str, Any]]) -> bool:
     return all(b > a for a, b in zip(steps, steps[1:]))
 
 
-def _log_history(run, rows: list[dict[str, Any]]) -> None:
-    """One history row per evaluation, on the optimizer-step axis.
-
-    ``step=`` makes W&B's own step equal to the optimizer step (default x axis); when the
-    steps do not increase (W&B would drop rows) only the ``step`` metric carries them.
-    define_metric makes every chart use ``step`` in both cases.
-    """
+def define_step_axis(run) -> None:
+    """Every chart of ``run`` against the ``step`` metric (the optimizer step)."""
     run.define_metric("step")
     run.define_metric("*", step_metric="step")
-    increasing = _steps_increasing(rows)
+
+
+def log_rows(run, rows: list[dict[str, Any]], increasing: bool) -> None:
+    """One history row per evaluation. With ``increasing`` (every step of the run's rows,
+    these and all later ones, strictly increases) W&B's own step is the optimizer step;
+    otherwise W&B would drop rows, so only the ``step`` metric carries them."""
     for row in rows:
         if increasing:
             run.log(row, step=row["step"])
         else:
             run.log(row)
+
+
+def _log_history(run, rows: list[dict[str, Any]]) -> None:
+    """One history row per evaluation, on the optimizer-step axis (see :func:`log_rows`)."""
+    define_step_axis(run)
+    log_rows(run, rows, _steps_increasing(rows))
 
 
 def _confusion_chart(matrix, class_names=None):
@@ -449,14 +455,17 @@ def _run_summary(result: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _run_config(result: dict[str, Any]) -> dict[str, Any]:
+def run_config(config: dict[str, Any], budget: dict[str, Any]) -> dict[str, Any]:
     """The W&B config of a run: its resolved config plus the budget (secrets dropped in _start)."""
-    config = dict(result.get("config") or {})
-    config["budget"] = dict(result.get("budget") or {})
-    return config
+    return {**config, "budget": dict(budget)}
 
 
-def _warn(what: str, where: str | os.PathLike, error: BaseException) -> None:
+def _run_config(result: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's W&B config (:func:`run_config`)."""
+    return run_config(dict(result.get("config") or {}), result.get("budget") or {})
+
+
+def warn_failure(what: str, where: str | os.PathLike, error: BaseException) -> None:
     """The one warning a failed logging call gives (one per kind of failure once
     :func:`report_each_problem_once` is on)."""
     first = _first_line(error)
@@ -475,27 +484,36 @@ def _mark_logged(folder: Path, run_id: str) -> None:
     store.write_text_atomic(folder / MARKER_FILE, run_id + "\n")
 
 
-def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, init_timeout,
-             identity: dict[str, Any] | None) -> str:
-    """log_run without the error policy."""
-    rows = _curve_rows(run_dir)
-    identity = identity or run_identity(result.get("overrides") or [])
-    run = _start(
+def open_run(run_dir: str | os.PathLike, config: dict[str, Any], config_hash: str, logger_cfg, *,
+             init_timeout: float | None = None, identity: dict[str, Any] | None = None):
+    """``wandb.init`` of a job's run (in ``<run_dir>/wandb/`` unless ``logger.dir``/``WANDB_DIR``
+    say otherwise): its id is fixed by the folder and the config hash, so a later attempt
+    replaces a half-written run instead of adding one; ``identity`` is its group, name and tags.
+    Raises what wandb raises (callers apply the failure policy)."""
+    identity = identity or {}
+    return _start(
         logger_cfg,
         wandb_dir=run_dir,
         name=identity.get("name"),
-        config=_run_config(result),
+        config=config,
         job_type=getattr(logger_cfg, "job_type", None) or "train",
         init_timeout=init_timeout,
-        run_id=stable_run_id(run_dir, str(result.get("config_hash") or "")),
+        run_id=stable_run_id(run_dir, config_hash),
         identity=identity,
     )
+
+
+def close_run(run, run_dir: str | os.PathLike, result: dict[str, Any], *, images: bool = True,
+              last_step: int | None = None) -> str:
+    """Give an open run what the stored record adds to its curves, finish it, mark the folder;
+    return the run id. Media (:func:`_media`) at ``last_step`` (merged into that history row)
+    when given; summary (:func:`_run_summary`); ``params.npz`` as a model artifact. On any
+    error the run is finished as failed and the error raised."""
+    run_dir = Path(run_dir)
     try:
-        _log_history(run, rows)
         media = _media(run_dir, result, images)
-        if media and rows and _steps_increasing(rows):
-            # At the last row's step: merged into that row, not an extra history row.
-            run.log(media, step=rows[-1]["step"])
+        if media and last_step is not None:
+            run.log(media, step=last_step)
         elif media:
             run.log(media)
         run.summary.update(_run_summary(result))
@@ -503,10 +521,26 @@ def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, in
         run_id = run.id
         run.finish()
     except BaseException:
-        _finish_quietly(run)
+        finish_failed(run)
         raise
     _mark_logged(run_dir, run_id)
     return run_id
+
+
+def _log_run(run_dir: Path, result: dict[str, Any], logger_cfg, images: bool, init_timeout,
+             identity: dict[str, Any] | None) -> str:
+    """log_run without the error policy."""
+    rows = _curve_rows(run_dir)
+    identity = identity or run_identity(result.get("overrides") or [])
+    run = open_run(run_dir, _run_config(result), str(result.get("config_hash") or ""), logger_cfg,
+                   init_timeout=init_timeout, identity=identity)
+    try:
+        _log_history(run, rows)
+    except BaseException:
+        finish_failed(run)
+        raise
+    return close_run(run, run_dir, result, images=images,
+                     last_step=rows[-1]["step"] if rows and _steps_increasing(rows) else None)
 
 
 def log_run(
@@ -537,10 +571,10 @@ def log_run(
     try:
         if not tracking_enabled(logger_cfg):
             return None
-        with _table_temp_dirs_removed():
+        with table_temp_dirs_removed():
             return _log_run(Path(run_dir), result, logger_cfg, images, init_timeout, identity)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
-        _warn("run", run_dir, error)
+        warn_failure("run", run_dir, error)
         return None
 
 
@@ -634,7 +668,7 @@ def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name,
         run_id = run.id
         run.finish()
     except BaseException:
-        _finish_quietly(run)
+        finish_failed(run)
         raise
     _mark_logged(group_dir, run_id)
     return run_id
@@ -666,10 +700,10 @@ def log_group(
         logged = logged_run_id(group_dir)
         if logged and logged.removesuffix(OFFLINE_SUFFIX) == group_run_id(group_dir, results, name):
             return logged
-        with _table_temp_dirs_removed():
+        with table_temp_dirs_removed():
             return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout, group)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
-        _warn("group", group_dir, error)
+        warn_failure("group", group_dir, error)
         return None
 
 
@@ -703,7 +737,7 @@ def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[
         for key, path in images.items():
             if Path(path).exists():
                 payload[key] = wandb.Image(str(path))
-        with _table_temp_dirs_removed():
+        with table_temp_dirs_removed():
             run.log(payload)
         for key, value in (summary or {}).items():
             run.summary[key] = _clean(value)
@@ -713,6 +747,6 @@ def log_report(out_dir: str | os.PathLike, tables: dict[str, Any], images: dict[
         return run_id
     except Exception as exc:  # noqa: BLE001 - tracking never stops a report
         if run is not None:
-            _finish_quietly(run)
-        _warn("logging the report", out_dir, exc)
+            finish_failed(run)
+        warn_failure("logging the report", out_dir, exc)
         return None

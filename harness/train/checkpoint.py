@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -66,27 +67,47 @@ def folder(root: str | Path, cfgs: Sequence[DictConfig], pad_to: int = 0) -> Pat
     return Path(root) / FOLDER / f"{group_key(cfgs[0])}-{members_key(cfgs, pad_to)}"
 
 
-def segment_periods(cfgs: Sequence[DictConfig], root: str | Path | None, dataset) -> int:
-    """Evaluation periods a group trains between checkpoints under ``root``; ``WHOLE`` (one
-    segment, no checkpoints) when its ``train.checkpoint_every`` is off or there is no root."""
-    n = every(cfgs[0])  # the group's first member decides (the setting is not part of the group key)
-    if not n or root is None:
-        return WHOLE
-    return periods_per_checkpoint(n, make_budget(cfgs[0].train, len(dataset.x_train)))
+LIVE_SEGMENTS = 20  # a group trained live reports about this many times (W&B rows, progress)
 
 
-def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=None, pad_to: int = 0):
-    """Train a group as :func:`~harness.train.engine.run_group` does, with checkpoints under
-    ``root`` when the group's ``train.checkpoint_every`` is set (and ``root`` is given).
+def segment_periods(cfgs: Sequence[DictConfig], root: str | Path | None, dataset, *, live: bool = False) -> int:
+    """Evaluation periods a group trains per segment: between checkpoints under ``root`` when
+    its ``train.checkpoint_every`` is set; else, ``live``, about a :data:`LIVE_SEGMENTS`-th of
+    the run (so a listener hears of progress while it trains); else ``WHOLE`` (one segment)."""
+    budget = make_budget(cfgs[0].train, len(dataset.x_train))
+    if _checkpointed(cfgs, root):
+        return periods_per_checkpoint(every(cfgs[0]), budget)
+    if live:
+        return max(1, math.ceil((budget.num_evals + 1) / LIVE_SEGMENTS))
+    return WHOLE
+
+
+def _checkpointed(cfgs: Sequence[DictConfig], root: str | Path | None) -> bool:
+    # The group's first member decides (the setting is not part of the group key).
+    return bool(every(cfgs[0])) and root is not None
+
+
+def train_group(cfgs: Sequence[DictConfig], root: str | Path | None, *, dataset=None, pad_to: int = 0,
+                live: bool = False):
+    """Train a group as :func:`~harness.train.engine.run_group` does, in segments when it is
+    checkpointed (``train.checkpoint_every`` and a ``root``) or ``live``
+    (:func:`segment_periods`); after each segment :func:`harness.train.events.segment` tells
+    the listeners. Segments change no result, bit for bit.
 
     Returns the :class:`~harness.train.engine.GroupRun`. Call :func:`discard` once its
     results are stored.
     """
     dataset = dataset or dataset_for(cfgs[0])
-    periods = segment_periods(cfgs, root, dataset)
+    periods = segment_periods(cfgs, root, dataset, live=live)
     if periods == WHOLE:
         return run_group(cfgs, dataset=dataset, pad_to=pad_to)
-    return _train_with_checkpoints(cfgs, folder(root, cfgs, pad_to), periods, dataset=dataset, pad_to=pad_to)
+    if _checkpointed(cfgs, root):
+        return _train_with_checkpoints(cfgs, folder(root, cfgs, pad_to), periods, dataset=dataset, pad_to=pad_to)
+    program = GroupProgram(cfgs, segment_periods=periods, dataset=dataset, pad_to=pad_to)
+    while not program.done:
+        program.step()
+        events.segment(program)
+    return program.finish()
 
 
 def discard(cfgs: Sequence[DictConfig], root: str | Path | None, pad_to: int = 0) -> None:

@@ -1,8 +1,10 @@
 """What training reports while it runs: the phase a group is in and each finished segment.
 
-The engine and the checkpointed loop call :func:`phase` and :func:`segment`; whoever shows
-progress (:class:`harness.sweep.progress.Display`) listens while it is active. With no
-listener nothing happens, so the playground and tests that train directly see no change.
+The engine and the segmented loop (:func:`harness.train.checkpoint.train_group`) call
+:func:`phase` and :func:`segment`; every active listener hears them: the progress display
+(:class:`harness.sweep.progress.Display`) and a job's live W&B run
+(:class:`harness.track.live.LiveRun`). With no listener nothing happens, so the playground and
+tests that train directly see no change.
 This module sits beside the engine so that training never imports the sweep layer that
 displays it (the layer contract in pyproject.toml).
 """
@@ -18,7 +20,7 @@ class Listener(Protocol):
     def program_segment(self, program: Any) -> None: ...
 
 
-_LISTENERS: list[Listener] = []  # the innermost active listener is the one reported to
+_LISTENERS: list[Listener] = []  # in the order they started listening
 
 
 def listen(listener: Listener) -> None:
@@ -32,11 +34,11 @@ def unlisten(listener: Listener) -> None:
 
 def phase(text: str) -> None:
     """The current group is now in ``text`` ("compiling", "training"); no-op without a listener."""
-    if _LISTENERS:
-        _LISTENERS[-1].phase(text)
+    for listener in list(_LISTENERS):
+        listener.phase(text)
 
 
 def segment(program: Any) -> None:
     """A :class:`~harness.train.engine.GroupProgram` finished a segment; no-op without a listener."""
-    if _LISTENERS:
-        _LISTENERS[-1].program_segment(program)
+    for listener in list(_LISTENERS):
+        listener.program_segment(program)

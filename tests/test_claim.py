@@ -545,3 +545,28 @@ def test_a_censored_choice_is_on_no_edge_and_is_not_extended():
     assert edge_side({"optim.lr": 0.1, "select_mean": 0.8}, "optim.lr", grid) is None
     assert edge_side({"optim.lr": 0.01, "select_mean": float("inf")}, "optim.lr", grid) is None
     assert edge_side({"optim.lr": 0.01, "select_mean": 0.8}, "optim.lr", [0.01]) is None
+
+
+def test_an_edge_choice_tied_with_a_value_inside_the_grid_is_no_edge():
+    """Where the validation metric is flat (every learning rate at 100% accuracy) the grid
+    order breaks the tie, often at an edge; nothing points outside the grid, so it is no
+    edge: no inconclusive verdict, no extension sweep."""
+    from harness.claim.analyze import edge_side
+    import pandas as pd
+
+    from harness.report.tables import best_per_value
+
+    grid = [0.01, 0.1, 1.0]
+    flat = {"optim.lr": 0.01, "select_mean": 1.0, "tied": [{"optim.lr": v} for v in grid]}
+    assert edge_side(flat, "optim.lr", grid) is None
+    # Tied only with the other edge: still nothing inside, still an edge.
+    ends = {"optim.lr": 0.01, "select_mean": 1.0, "tied": [{"optim.lr": 0.01}, {"optim.lr": 1.0}]}
+    assert edge_side(ends, "optim.lr", grid) == "low"
+    runs = pd.DataFrame([{"x": x, "optim.lr": lr, "seed": s, "status": "ok",
+                          "val/accuracy": 1.0 if (x == "a" or lr < 1.0) else 0.5 + 0.1 * lr, "test/accuracy": 0.9}
+                         for x in ("a", "b") for lr in grid for s in range(3)])
+    chosen = best_per_value(runs, "x", ["optim.lr"], "test/accuracy", "higher").attrs["selection"]
+    assert [row["optim.lr"] for row in chosen] == [0.01, 0.01]
+    assert [[t["optim.lr"] for t in row["tied"]] for row in chosen] == [grid, [0.01, 0.1]]
+    assert [edge_side(row, "optim.lr", grid) for row in chosen] == [None, None]
+

@@ -193,6 +193,36 @@ def test_tost_equivalence():
     assert verdict(noisy, kind="equivalence", metric="m")["verdict"] == "inconclusive"
 
 
+def test_an_equivalence_verdict_carries_the_p_of_its_own_finding():
+    """Holm adjusts the p of what a verdict found: TOST's p for "equivalent", the p of a
+    difference beyond the margin for "refuted" (TOST's p is near 1 there, and would turn
+    every refutation inconclusive after any adjustment)."""
+    rng = np.random.default_rng(4)
+    base = rng.normal(0.8, 0.05, 10)
+    far = verdict(tost(base + 0.1 + rng.normal(0, 0.01, 10), base, margin=0.02), kind="equivalence", metric="m")
+    assert far["verdict"] == "refuted" and far["evidence"]["p_value"] > 0.99
+    assert far["p"] == far["evidence"]["p_outside"] < 1e-6
+    below = verdict(tost(base - 0.1 + rng.normal(0, 0.01, 10), base, margin=0.02), kind="equivalence", metric="m")
+    assert below["verdict"] == "refuted" and below["p"] < 1e-6
+    close = verdict(tost(base + rng.normal(0, 0.002, 10), base, margin=0.02), kind="equivalence", metric="m")
+    assert close["verdict"] == "supported" and close["p"] == close["evidence"]["p_value"] < 0.05
+    same = tost(base, base, margin=0.02)  # every pair equal: no spread
+    assert (same["p_value"], same["p_outside"]) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("n", [5, 10])
+def test_equivalence_at_the_margin_is_rarely_called_either_way(n):
+    """A true difference of exactly the margin is neither equivalent nor beyond it: TOST calls
+    it "supported" at most alpha of the time, and the beyond-the-margin rule "refuted" at most
+    alpha / 2 (one side of a 95% interval); pinned at 6% and 3% over 20,000 experiments."""
+    margin = 0.02
+    diffs = _paired_experiments("normal", n, margin, seed=11)
+    base = np.zeros(n)
+    outcomes = [verdict(tost(d, base, margin), kind="equivalence", metric="m")["verdict"] for d in diffs]
+    assert outcomes.count("supported") / len(outcomes) <= 0.06
+    assert outcomes.count("refuted") / len(outcomes) <= 0.03
+
+
 def test_verdict_pairwise_sides_and_confidence():
     rng = np.random.default_rng(6)
     base = rng.normal(0.8, 0.03, 8)

@@ -235,7 +235,8 @@ def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str
     setting may lie outside: the Tuning Playbook's signal to extend the search. A choice whose
     select value is not finite (every setting of that value censored, e.g. no learning rate
     reached the target, or every one diverged) is a tie broken by grid order, not a signal,
-    and is not an edge. Returns ``"key=value (low|high edge, sci=...)"`` entries, empty when none.
+    and is not an edge; nor is an edge choice that ties with a value inside the grid
+    (:func:`edge_side`). Returns ``"key=value (low|high edge, sci=...)"`` entries, empty when none.
     """
     out = []
     for key, values in sweep.nuisance.items():
@@ -251,12 +252,17 @@ def grid_edges(sweep: Sweep, runs: pd.DataFrame, selection: list[dict], sci: str
 
 def edge_side(row: dict, key: str, grid: list[float]) -> str | None:
     """``"low"``/``"high"`` when a selection row's chosen ``key`` sits on that edge of ``grid``,
-    else None; a choice whose select value is not finite (all censored: a tie broken by grid
-    order) is on no edge. The one rule for :func:`grid_edges` and :func:`extension_sweeps`."""
+    else None. Not an edge: a choice whose select value is not finite (all censored: a tie
+    broken by grid order), or one that ties with a setting strictly inside the grid (the
+    metric is flat there, so nothing points outward). The one rule for :func:`grid_edges` and :func:`extension_sweeps`."""
     chosen = row.get(key)
     if chosen is None or len(grid) < 2 or not np.isfinite(float(row.get("select_mean", 0.0))):
         return None
-    return "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
+    side = "low" if float(chosen) <= grid[0] else "high" if float(chosen) >= grid[-1] else None
+    tied = [float(t[key]) for t in row.get("tied") or [] if t.get(key) is not None]
+    if side and any(grid[0] < t < grid[-1] for t in tied):
+        return None  # as good inside the grid (e.g. every learning rate at 100% accuracy): no edge
+    return side
 
 
 def extended_value(grid: list[float], side: str) -> float:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness import store
@@ -192,7 +193,7 @@ def verdicts(analyses: list[Analysis], claim: dict, code: dict[str, Any] | None 
         if b is not None:
             entry["gradient_noise_scale_b_simple"] = b
         if a.selection:  # the nuisance setting chosen on validation for each scientific value
-            entry["chosen"] = [{k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v))
+            entry["chosen"] = [{k: ([{tk: _plain(tv) for tk, tv in t.items()} for t in v] if k == "tied" else _plain(v))
                                 for k, v in row.items()} for row in a.selection]
         out["settings"].setdefault(a.sweep.setting, {})[a.sweep.protocol] = entry
     return out
@@ -302,14 +303,23 @@ def write_readme(analyses: list[Analysis], claim: dict, out: Path, command: str,
         lines += ["", "## Nuisance settings chosen on validation", "",
                   "| setting | protocol | choice | validation mean |", "|---|---|---|---|"]
         for a, row in chosen:
-            choice = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("select_mean", "ok", "n"))
-            lines.append(f"| {a.sweep.setting} | {a.sweep.protocol} | {choice} | {float(row['select_mean']):.4g} |")
+            choice = ", ".join(f"{k}={v}" for k, v in row.items() if k not in ("select_mean", "ok", "n", "tied"))
+            ties = len(row.get("tied") or []) - 1
+            tie_text = f" (tied with {ties} other setting{'s' if ties > 1 else ''}; the first in grid order)" if ties > 0 else ""
+            lines.append(f"| {a.sweep.setting} | {a.sweep.protocol} | {choice}{tie_text} | {float(row['select_mean']):.4g} |")
     lines += ["", "B_simple is the gradient noise scale (McCandlish et al. 2018), measured during training: the "
               "predicted critical batch size, above which larger batches stop paying off in steps.", "",
               "## Tables", "", "See `table.md` (also `table.csv`, `table.tex`).", "", "## Figures", ""]
     lines += [f"![{name}]({path.name})" for name, path in figure_paths.items()]
     lines += ["", "## Wall time", "", *[f"- {k}: {v:.1f} s" for k, v in timings.items()], ""]
     store.write_text_atomic(out / "README.md", "\n".join(lines))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-native scalar (numpy numbers to Python; anything else as its text)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
 def _g(value: Any, digits: int = 3) -> str:

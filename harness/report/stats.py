@@ -259,7 +259,11 @@ def tost(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0
 
     ``p_value`` is the TOST p (the larger one-sided p); equivalence at level alpha when the
     ``1 - 2 alpha`` t-interval lies inside ``(-margin, margin)``, which is the same event.
-    ``low``/``high`` are that interval; ``p_difference`` the ordinary two-sided t-test p.
+    ``p_outside`` is the p of the opposite finding, a difference beyond the margin on the
+    side of the mean (twice the one-sided p against that margin): below alpha exactly when
+    the ``1 - alpha`` t-interval lies wholly outside ``(-margin, margin)``, the refutation.
+    ``low``/``high`` are the ``1 - 2 alpha`` interval; ``p_difference`` the ordinary
+    two-sided t-test p.
     """
     from scipy import stats
 
@@ -267,16 +271,20 @@ def tost(a: Sequence[float], b: Sequence[float], margin: float, alpha: float = 0
     n = evidence["n"]
     keep = np.isfinite(np.asarray(a, float)) & np.isfinite(np.asarray(b, float))
     diff = (np.asarray(a, float) - np.asarray(b, float))[keep]
-    p = math.nan
+    p = p_outside = math.nan
     if n >= 2:
         se = float(np.std(diff, ddof=1) / math.sqrt(n))
+        mean = evidence["mean"]
         if se > 0:
-            p_lower = float(stats.t.sf((evidence["mean"] + margin) / se, n - 1))
-            p_upper = float(stats.t.cdf((evidence["mean"] - margin) / se, n - 1))
+            p_lower = float(stats.t.sf((mean + margin) / se, n - 1))
+            p_upper = float(stats.t.cdf((mean - margin) / se, n - 1))
             p = max(p_lower, p_upper)
-        else:
-            p = 0.0 if abs(evidence["mean"]) < margin else 1.0
-    return {**evidence, "p_difference": evidence["p_value"], "p_value": p, "margin": float(margin),
+            beyond = stats.t.sf((mean - margin) / se, n - 1) if mean >= 0 else stats.t.cdf((mean + margin) / se, n - 1)
+            p_outside = min(1.0, 2.0 * float(beyond))
+        else:  # every pair differs by the same amount
+            p = 0.0 if abs(mean) < margin else 1.0
+            p_outside = 0.0 if abs(mean) > margin else 1.0
+    return {**evidence, "p_difference": evidence["p_value"], "p_value": p, "p_outside": p_outside, "margin": float(margin),
             "test": "TOST (two one-sided paired t-tests)", "method": f"TOST, {100 * (1 - 2 * alpha):g}% {INTERVAL}"}
 
 
@@ -365,6 +373,7 @@ def verdict(
     elif kind == "equivalence":
         outcome, reason = _equivalence_verdict(evidence, metric, alpha, a, b)
         ci, method = [_num(evidence.get("low")), _num(evidence.get("high"))], evidence.get("method")
+        p = equivalence_p(evidence, outcome)
     else:
         outcome, reason = _pairwise_verdict(evidence, metric, direction, alpha, a, b)
         ci, method = [_num(evidence.get("low")), _num(evidence.get("high"))], evidence.get("method")
@@ -379,7 +388,7 @@ def verdict(
         "evidence": dict(evidence),
         "method": method,
         "ci": ci,
-        "p": _num(evidence.get("p_value")),
+        "p": p if kind == "equivalence" else _num(evidence.get("p_value")),
         "n": int(evidence.get("n", 0) or 0),
         "improves_as": improves_as if kind == "ordered" else None,
     }
@@ -438,6 +447,18 @@ def _pairwise_verdict(evidence, metric, direction, alpha, a, b) -> tuple[str, st
     return "inconclusive", f"inconclusive: {stats_text} contains 0."
 
 
+def equivalence_p(evidence: Mapping[str, Any], outcome: str) -> float:
+    """The p of an equivalence verdict's finding, the one Holm adjusts: TOST's for
+    "supported", the beyond-the-margin test's for "refuted", the smaller of the two for
+    "inconclusive" (its strongest finding, so an adjustment never turns on which was tried)."""
+    tost_p, outside = _num(evidence.get("p_value")), _num(evidence.get("p_outside"))
+    if outcome == "supported":
+        return tost_p
+    if outcome == "refuted":
+        return outside
+    return float(np.nanmin([tost_p, outside])) if np.isfinite([tost_p, outside]).any() else math.nan
+
+
 def _equivalence_verdict(evidence, metric, alpha, a, b) -> tuple[str, str]:
     mean, low, high = _num(evidence.get("mean")), _num(evidence.get("low")), _num(evidence.get("high"))
     margin, p, n = _num(evidence.get("margin")), _num(evidence.get("p_value")), evidence.get("n", 0)
@@ -448,9 +469,10 @@ def _equivalence_verdict(evidence, metric, alpha, a, b) -> tuple[str, str]:
     if p < alpha and -margin < low and high < margin:
         return "supported", f"supported (equivalent): {stats_text} lies inside the margin."
     wide = t_interval_from(evidence, 1 - alpha)
+    outside = _num(evidence.get("p_outside"))
     if wide is not None and (wide[0] > margin or wide[1] < -margin):
         return "refuted", (f"refuted: {stats_text}; the {100 * (1 - alpha):g}% interval [{wide[0]:.4g}, {wide[1]:.4g}] "
-                           f"lies wholly outside the margin.")
+                           f"lies wholly outside the margin (p beyond the margin = {outside:.3g}).")
     return "inconclusive", f"inconclusive: {stats_text} is not inside the margin."
 
 

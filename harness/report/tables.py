@@ -297,7 +297,8 @@ def best_per_value(
     over the settings' ``ok`` runs. With ``require_all_ok`` (default), a setting in which
     any seed diverged or failed ranks below every setting whose seeds all finished (fewest
     non-ok runs first): an edge-of-stability setting must not win on its surviving seeds.
-    Ties go to the first setting in numeric sort order. ``statistic="median"`` ranks by the
+    Ties go to the first setting in numeric sort order (``tied`` in each selection entry lists
+    every setting that ranked as well as the chosen one). ``statistic="median"`` ranks by the
     median instead (for a right-censored measure such as steps to a target, where ``inf``
     marks a run that never got there: the median is finite while at most half are censored).
 
@@ -322,7 +323,8 @@ def best_per_value(
                              statistic)
         chosen.extend(best["labels"])
         selection.append({scientific: value[0], **dict(zip(nuisance, best["key"])),
-                          "select_mean": best["mean"], "ok": best["ok"], "n": len(best["labels"])})
+                          "select_mean": best["mean"], "ok": best["ok"], "n": len(best["labels"]),
+                          "tied": [dict(zip(nuisance, key)) for key in best["tied"]]})
     out = df.iloc[chosen].copy()
     out.attrs.update(metric=metric, direction=direction, select_metric=select_metric,
                      select_direction=select_direction, selection=selection)
@@ -346,7 +348,11 @@ def _best_setting(sub, nuisance, select_values, status, select_direction, requir
         score = -mean if select_direction == "higher" else mean
         rank = (not_ok, score if math.isfinite(mean) else math.inf, order)
         candidates.append((rank, {"key": key, "labels": labels, "mean": mean, "ok": int((status.loc[labels] == OK).sum())}))
-    return min(candidates, key=lambda c: c[0])[1]
+    rank, best = min(candidates, key=lambda c: c[0])
+    # Every setting as good as the best (the tie the grid order broke): a choice on a grid
+    # edge that ties with a setting inside the grid is no sign that the optimum lies outside.
+    best["tied"] = [c[1]["key"] for c in candidates if c[0][:2] == rank[:2]]
+    return best
 
 
 # ---------------------------------------------------------------- pairing helpers for claims

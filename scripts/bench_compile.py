@@ -69,6 +69,14 @@ def compile_harness(overrides: list[str]) -> float:
 
 def compile_reference(overrides: list[str]) -> float:
     """Seconds to trace, lower and compile the hand-written ``jit(vmap(train))``."""
+    program, args = reference_program(overrides)
+    t0 = time.perf_counter()
+    program.lower(*args).compile()
+    return time.perf_counter() - t0
+
+
+def reference_program(overrides: list[str]):
+    """The hand-written ``jit(vmap(train))`` (not yet traced) and its arguments."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -121,9 +129,7 @@ def compile_reference(overrides: list[str]) -> float:
 
     lrs = jnp.full((MEMBERS,), float(cfg.optim.lr))
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(MEMBERS))
-    t0 = time.perf_counter()
-    jax.jit(jax.vmap(train)).lower(lrs, keys).compile()
-    return time.perf_counter() - t0
+    return jax.jit(jax.vmap(train)), (lrs, keys)
 
 
 def _worker(side: str, name: str) -> None:

@@ -146,11 +146,17 @@ def test_static_dynamic_split():
     assert (hp["l1"], hp["l2"], hp["seed"], hp["order_seed"]) == (0.01, 0.0, 3, 3)
 
 
-def test_grad_noise_scale_is_measured():
-    cfg = compose_config(SHRINK + ["data=circle", "train.grad_noise_scale=true", "train.epochs=4"])
-    out = run_group([cfg]).outputs[0]
-    b = out["curves"]["gns/b_simple"]
-    assert np.isnan(b[0]) and np.all(np.isfinite(b[1:]))
+def test_grad_noise_scale_is_measured_at_each_evaluation_without_touching_training():
+    """B_simple from small-batch and full-batch gradients at the same parameters, the
+    evaluation's (so also before the first step); measuring it reads the parameters only:
+    every other curve is bitwise the one of a run that does not measure it."""
+    base = SHRINK + ["data=circle", "train.epochs=4"]
+    measured, plain = (run_group([compose_config(base + [f"train.grad_noise_scale={on}"])]).outputs[0]
+                       for on in ("true", "false"))
+    b = measured["curves"]["gns/b_simple"]
+    assert b.shape == plain["curves"]["train/loss"].shape and np.all(np.isfinite(b))
+    for name, curve in plain["curves"].items():
+        np.testing.assert_array_equal(measured["curves"][name], curve)
 
 
 def test_confusion_matrix_counts_test_set():

@@ -137,6 +137,7 @@ def leftover_batches(orders: jax.Array, rows: jax.Array, steps: jax.Array, spe: 
 
 SPLITS = ("train", "val", "test")
 GNS_CURVES = ("gns/grad_sq", "gns/trace_cov", "gns/b_simple")  # train.grad_noise_scale=true
+GNS_BATCHES = 16  # training batches whose gradients give the small-batch norm at each evaluation
 
 
 def eval_splits(dataset: Dataset) -> list[str]:
@@ -148,17 +149,15 @@ def quality_metric(task: str) -> str:
     """The curve recorded beside the loss: ``accuracy`` for classes, ``mse`` for regression."""
     return "accuracy" if task == "classification" else "mse"
 class StepCarry(NamedTuple):
-    """What the step scan carries: the training state between segments (see Segments, a dict
-    of the first four) and the period's sum of squared gradient norms (``gns/*`` curves)."""
+    """What the step scan carries: the training state (between segments, a dict of these)."""
 
     params: Any
     opt_state: Any
     diverged: jax.Array
     diverged_step: jax.Array
-    gsq_sum: jax.Array
 
 
-STATE_KEYS = StepCarry._fields[:4]
+STATE_KEYS = StepCarry._fields
 
 
 def prepare_data(dataset: Dataset, grid: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -366,9 +365,15 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         x_train, y_train = data["x_train"], data["y_train"]
         tx = make_tx(hparams, state["params"])
 
-        def grad_noise_scale(params, small_gsq, dropout_key):
-            """McCandlish et al. 2018, appendix A, two batch sizes: B_small = the training batch
-            (mean |G|^2 over the period's steps), B_big = the whole training set."""
+        def grad_noise_scale(params, idx, dropout_key):
+            """McCandlish et al. 2018, appendix A, two batch sizes at the same parameters (the
+            evaluation's): B_small = the training batch (mean |G|^2 over up to GNS_BATCHES of
+            the period's batches), B_big = the whole training set."""
+            def small_sq(rows):
+                (_, _), g = grad_fn(params, x_train[rows], y_train[rows], dropout_key, 0.0, 0.0)
+                return optax.tree.norm(g, squared=True)
+
+            small_gsq = jnp.mean(jax.lax.map(small_sq, idx[:GNS_BATCHES, :batch]))
             (_, _), g_big = grad_fn(params, x_train, y_train, dropout_key, 0.0, 0.0)
             big_gsq = optax.tree.norm(g_big, squared=True)
             b_small, b_big = float(batch), float(n_train)
@@ -408,7 +413,7 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
             step, (idx, weights) = inputs
 
             def do_step(carry: StepCarry) -> StepCarry:
-                params, opt_state, diverged, diverged_step, gsq_sum = carry
+                params, opt_state, diverged, diverged_step = carry
                 rng = jax.random.fold_in(dropout_key, step)
                 (_, _), grads = grad_fn(params, x_train[idx], y_train[idx], rng, l1_in_loss, hparams["l2"], weights)
                 updates, new_state = tx.update(grads, opt_state, params)
@@ -417,13 +422,11 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
                 ok = finite & ~diverged
                 keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
                 newly = ~finite & ~diverged
-                gsq = optax.tree.norm(grads, squared=True) if measure_gns else jnp.zeros(())
                 return StepCarry(
                     jax.tree_util.tree_map(keep, new_params, params),
                     jax.tree_util.tree_map(keep, new_state, opt_state),
                     diverged | newly,
                     jnp.where(newly, step.astype(diverged_step.dtype), diverged_step),  # int64 steps under x64
-                    gsq_sum + jnp.where(ok, gsq, 0.0),
                 )
 
             # Steps outside the budget (period 0, the tail of the last period, periods past
@@ -435,14 +438,12 @@ def make_segments(cfg, dataset: Dataset) -> Segments:
         def period_fn(carry, p):
             # Period 0 has no active steps: it measures the initial state with the same code.
             steps = (p - 1) * period + jnp.arange(period)
-            carry = StepCarry(*carry, gsq_sum=jnp.zeros(()))  # the period's gradient-norm sum starts at 0
-            carry, _ = jax.lax.scan(step_fn, carry, (steps, period_batches(p)))
+            batches = period_batches(p)
+            carry, _ = jax.lax.scan(step_fn, StepCarry(*carry), (steps, batches))
             values, confusion = evaluate(carry.params, data)
             if measure_gns:
-                n_steps = jnp.clip(budget.total_steps - (p - 1) * period, 1, period)
-                gns = grad_noise_scale(carry.params, carry.gsq_sum / n_steps, dropout_key)
-                values.update({k: jnp.where(p > 0, v, jnp.nan) for k, v in gns.items()})
-            return tuple(carry)[:4], (values, confusion)
+                values.update(grad_noise_scale(carry.params, batches[0], dropout_key))
+            return tuple(carry), (values, confusion)
 
         state0 = tuple(state[k] for k in STATE_KEYS)
         state, outputs = jax.lax.scan(period_fn, state0, periods)

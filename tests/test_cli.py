@@ -199,3 +199,18 @@ def test_sweep_subdir_interpolating_a_job_value(tmp_path):
     results = _results(tmp_path / "sub")
     assert sorted(results) == ["s0", "s1"]
     assert [results[f"s{i}"]["seed"] for i in (0, 1)] == [0, 1]
+
+
+def test_members_sharded_over_two_cpu_devices_train_as_on_one(tmp_path):
+    """HARNESS_CPU_DEVICES=2 splits a group's member axis over two devices: every job trains
+    (with and without checkpoint segments) and stores the metrics one device gives."""
+    sweep = ["-m", "data=spiral", "train.epochs=5", "seed=range(4)", "logger=none", "output.plots=false"]
+    runs = {}
+    for name, devices, extra in (("one", "1", []), ("two", "2", []), ("two_ckpt", "2", ["train.checkpoint_every=2"])):
+        proc = run_cli([*sweep, *extra, f"hydra.sweep.dir={name}"], tmp_path, env={"HARNESS_CPU_DEVICES": devices})
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = _results(tmp_path / name)
+        assert len(runs[name]) == 4 and all(r["status"] == "ok" for r in runs[name].values()), proc.stderr
+    assert {r["timings"]["devices"] for r in runs["two"].values()} == {2}
+    for job, result in runs["one"].items():
+        assert runs["two"][job]["metrics"] == result["metrics"] == runs["two_ckpt"][job]["metrics"]

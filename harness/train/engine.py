@@ -119,10 +119,15 @@ def _compile_program(cfg0: DictConfig, dataset: Dataset, padded: int, devices: l
     TRACE_COUNT["n"] += 1
     hparams, keys, data, _, _ = _member_inputs([cfg0], dataset, padded, devices=devices)
     segments = make_segments(cfg0, dataset)
-    init = jax.jit(jax.vmap(segments.init, in_axes=(0, 0, None))).lower(hparams, keys, data).compile(ONCE)
+    # Every state leaf and curve is member-stacked: pinned to the members' sharding, so the
+    # state one program returns is what the next was compiled for (with several devices the
+    # compiler would otherwise pick other layouts, and the next call refuses the state).
+    members = next(iter(hparams.values())).sharding
+    init = jax.jit(jax.vmap(segments.init, in_axes=(0, 0, None)), out_shardings=members)
+    init = init.lower(hparams, keys, data).compile(ONCE)
     state = init.out_info
     periods = jax.ShapeDtypeStruct((segment_periods,), jnp.int32)
-    advance = jax.jit(jax.vmap(segments.advance, in_axes=(0, 0, 0, None, None)))
+    advance = jax.jit(jax.vmap(segments.advance, in_axes=(0, 0, 0, None, None)), out_shardings=members)
     advance = advance.lower(state, hparams, keys, data, periods).compile()
     # finish takes the curves of every period: a segment's, with the whole run's period count.
     whole = segments.num_periods

@@ -1260,6 +1260,12 @@ def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
         text = text[: text.index(begin)] + new + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + f"\n\n## Results: {block}\n\n" + new + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(rebuild_targets(text))
+
+
+def rebuild_targets(text: str) -> str:
+    """The doc's text with its targets block rebuilt from the data of every block in it."""
     everything = {}
     for m in re.finditer(r"<!-- bench:(\w+):begin -->(.*?)<!-- data: (.*?) -->\n<!-- bench:\1:end -->", text, re.S):
         try:
@@ -1268,9 +1274,8 @@ def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
             pass
     tb, te = "<!-- bench:targets:begin -->", "<!-- bench:targets:end -->"
     if tb in text and te in text:
-        text = text[: text.index(tb)] + tb + "\n" + targets(everything, "not measured yet") + te + text[text.index(te) + len(te):]
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+        text = text[: text.index(tb)] + tb + "\n" + targets(everything, "not measured yet (`--workload {wl}`)") + te + text[text.index(te) + len(te):]
+    return text
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -1287,6 +1292,8 @@ def main() -> int:
     ap.add_argument("--doc", default=None, help=f"markdown file to update (default {DOC.relative_to(ROOT)} for full "
                                                 "runs, none for --quick); 'none' to skip")
     ap.add_argument("--keep", default=None, help="folder for logs and runs (default: a new temporary folder)")
+    ap.add_argument("--targets", action="store_true", help="run nothing: rebuild the doc's targets block from the "
+                                                           "blocks it holds, and print it")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     ap.add_argument("--worker-profile", help=argparse.SUPPRESS)
@@ -1298,6 +1305,13 @@ def main() -> int:
         worker_profile(args.worker_profile, args.worker_out)
         return 0
 
+    if args.targets:
+        doc = Path(args.doc) if args.doc and args.doc != "none" else DOC
+        text = rebuild_targets(doc.read_text())
+        doc.write_text(text)
+        tb = "<!-- bench:targets:begin -->"
+        print(text[text.index(tb) + len(tb):text.index("<!-- bench:targets:end -->")].strip())
+        return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="harness-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"logs and runs: {root}", flush=True)

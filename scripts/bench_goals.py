@@ -27,7 +27,6 @@ import datetime as dt
 import random
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -200,8 +199,8 @@ def bench_extras(runner, quick: bool) -> dict[str, Any]:
         for key, (label, over) in EXTRAS.items():
             tmp: dict[str, Any] = {}
             _record(tmp, key, f"{label} [round {i + 1}]",
-                    lambda key=key, over=over: run_harness_sweep(runner, f"extras-{key}-{i}", sw.overrides() + over,
-                                                                 sw.n))
+                    lambda key=key, over=over, i=i: run_harness_sweep(runner, f"extras-{key}-{i}",
+                                                                      sw.overrides() + over, sw.n))
             runs[key].append(tmp[key])
     variants = {}
     for key, rs in runs.items():

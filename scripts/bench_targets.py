@@ -5,14 +5,16 @@
 returns a markdown table with one row per goal of the issue (one per model where a goal names
 several): what, the workload that measures it, the measured ratio with the numbers it comes
 from, the load average at the start and end of that workload, the harness code measured, the
-goal, and met / not met. A goal whose workload is absent is a row that says so; a ``--quick``
+goal, and met / not met. A goal whose workload is absent is a row that says so (``absent``, which
+may name the workload as ``{wl}``); a ``--quick``
 run says that its size is not the goal's. Nothing here measures or imports anything.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MAIN_JOB_BEFORE_S = 0.82  # the issue: 533 s in harness-claim for 650 runs
 SUITE_LIMIT_S = 300.0
@@ -87,7 +89,7 @@ def _rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, Calla
     for prog, what in (("spiral_mlp", "compile of one Playground MLP program, cold"),
                        ("mnist1d_cnn", "compile of one MNIST-1D CNN program, cold"),
                        ("mnist1d_gru", "compile of one MNIST-1D GRU program, cold")):
-        def crow(p=by_prog.get(prog)) -> Row:
+        def crow(p: dict[str, Any] | None = by_prog.get(prog)) -> Row:  # noqa: B008 - bound per program
             if not p:
                 return {"measured": "not measured", "status": "not measured"}
             return {"measured": f"{p['ratio']:.2f}× ({p['harness_s']:.2f} s against {p['reference_s']:.2f} s, "
@@ -201,7 +203,7 @@ def target_rows(results: dict[str, dict[str, Any]], absent: str = "not measured 
         r = results.get(wl) or {}
         if fn is None:
             rows.append({"what": what, "workload": wl, "measured": "–", "load": "–", "code": "–", "goal": goal,
-                         "status": absent})
+                         "status": absent.format(wl=wl)})
             continue
         rows.append({"what": what, "workload": wl, "load": load_of(r), "code": str(r.get("code") or "–"),
                      "goal": goal, **fn()})

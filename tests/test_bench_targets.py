@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-import bench_targets  # noqa: E402
+import bench_targets
 
 
 def _peer(per: float, **kw) -> dict:

@@ -6,8 +6,22 @@
     python scripts/bench.py --workload mnist1d_gru     # MNIST-1D reference bidirectional GRU, Adam
     python scripts/bench.py --workload wandb           # what W&B adds to a fused spiral sweep
     python scripts/bench.py --workload profile         # compile/run vs members, convs in loops, composing
-    python scripts/bench.py --workload all             # all five, one after another
+    python scripts/bench.py --workload compile         # the engine's compile vs a hand-written jit(vmap(train))
+    python scripts/bench.py --workload sweep256        # the issue's 256-config sweep vs PyTorch eager,
+                                                       # torch.func vmap ensembling and Keras fit
+    python scripts/bench.py --workload sweep4096       # the same sweep at 4096 configs vs PyTorch eager
+    python scripts/bench.py --workload basic32         # fused vs Hydra's basic launcher, 32 configs, defaults
+    python scripts/bench.py --workload extras          # the default 256 sweep vs no W&B / no plots
+    python scripts/bench.py --workload mainjob         # harness-claim claim=small_batch, cold, s per run trained
+    python scripts/bench.py --workload suite           # the default test suite's wall time
+    python scripts/bench.py --workload goals           # every workload that measures a goal of issue #12
+    python scripts/bench.py --workload all             # the goals' workloads, then spiral, GRU, wandb, profile
     python scripts/bench.py --workload spiral --quick  # a small version (a few minutes)
+
+Every run ends with one row per goal of the "pay for training" issue (scripts/bench_targets.py):
+the measured ratio, the numbers it comes from, the load average at the start and end of the
+workload that measured it, and met / not met / not measured in this run. The goal workloads
+(sweep256 ... suite) are in scripts/bench_goals.py.
 
 One run of the script measures, on this machine, for the same sweep and the same budgets,
 the wall time per config (= one training job) of
@@ -65,6 +79,12 @@ CORES = os.cpu_count() or 1
 # Overrides every harness run of the comparison gets: no plots, no W&B (the peers have neither).
 COMMON = ["logger=none", "output.plots=false"]
 VARIANT_TIMEOUT_S = 1200
+# The issue's goals are measured by these (scripts/bench_goals.py and bench_compile.py; the CNN's
+# run phase by mnist1d_cnn); `all` runs them and the older side-by-side workloads.
+GOALS = ["compile", "mnist1d_cnn", "sweep256", "sweep4096", "basic32", "extras", "suite", "mainjob"]
+WORKLOADS = ["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "compile", "sweep256", "sweep4096",
+             "basic32", "extras", "mainjob", "suite"]
+ALL = GOALS + ["spiral", "mnist1d_gru", "wandb", "profile"]
 
 
 # -- workloads -----------------------------------------------------------------------------
@@ -262,7 +282,7 @@ class Runner:
         return cache
 
     def run(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
-            timeout: float = VARIANT_TIMEOUT_S) -> dict[str, Any]:
+            timeout: float = VARIANT_TIMEOUT_S, cwd: Path | None = None) -> dict[str, Any]:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         full_env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_CPU_DEVICES", "XLA_FLAGS")}
@@ -276,7 +296,7 @@ class Runner:
             f.write("# env: " + " ".join(f"{k}={v}" for k, v in (env or {}).items()) + "\n")
             f.flush()
             try:
-                rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env, cwd=self.root,
+                rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env, cwd=cwd or self.root,
                                     timeout=timeout).returncode
             except subprocess.TimeoutExpired:
                 rc = "timeout"
@@ -475,6 +495,9 @@ def run_startup(runner: Runner, w: Workload) -> dict[str, Any]:
 
 def worker(spec_path: str, out_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
+    if spec["peer"] == "torch_func":  # the whole sweep as one vmapped ensemble
+        _goals().torch_func_worker(spec, out_path)
+        return
     t0 = time.perf_counter()
     if spec["peer"] == "torch":
         import torch  # noqa: F401
@@ -1128,61 +1151,29 @@ def wandb_table(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def targets(all_results: dict[str, dict[str, Any]]) -> str:
-    rows = ["| target | workload | measured | met? |", "|---|---|---|---|"]
+def _goals():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_goals
 
-    def ratio_row(target: str, wl: str, peer_key: str, need: float) -> None:
-        r = all_results.get(wl)
-        if not r:
-            return
-        v = r["variants"]
-        fused = v.get("fused_cold")
-        if peer_key == "torch":
-            _, peer = best_torch(v)
-        else:
-            peer = v.get(peer_key)
-        if not (fused and fused.get("ok") and peer and peer.get("ok")):
-            rows.append(f"| {target} | {wl} | not measured / failed | – |")
-            return
-        x = peer["per_config_s"] / fused["per_config_s"]
-        warm = v.get("fused_warm")
-        xw = peer["per_config_s"] / warm["per_config_s"] if warm and warm.get("ok") else None
-        rows.append(f"| {target} | {wl} | {x:.2f}× cold ({_f(xw, '{:.2f}')}× warm) | "
-                    f"{'yes' if x >= need else 'no'} |")
+    return bench_goals
 
-    for wl in ("spiral", "mnist1d_cnn", "mnist1d_gru"):
-        ratio_row("fused ≥100× faster per config than PyTorch eager", wl, "torch", 100)
-        ratio_row("fused ≥200× faster per config than Keras fit", wl, "keras", 200)
-        ratio_row("fused ≥50× faster per config than Hydra's basic launcher", wl, "basic", 50)
-    for wl, need in (("spiral", 10), ("mnist1d_cnn", 30)):
-        r = all_results.get(wl)
-        if not r:
-            continue
-        fused = r["variants"].get("fused_cold")
-        peak = (r.get("peak") or {}).get("peak_gflops")
-        if fused and fused.get("ok") and peak and fused.get("gflops_compute"):
-            p = 100 * fused["gflops_compute"] / peak
-            pw = 100 * fused["gflops_wall"] / peak
-            rows.append(f"| fused ≥{need}% of f32 matmul peak | {wl} | {p:.2f}% in the run phase "
-                        f"({fused['gflops_compute']:.2f} of {peak:.0f} GFLOP/s); {pw:.3f}% of wall | "
-                        f"{'yes' if p >= need else 'no'} |")
-    w = all_results.get("wandb")
-    if w and "rounds" in w:
-        v = w["variants"]
-        none = v.get("none") or {}
-        for k in ("member", "group"):
-            x = v.get(k)
-            if none.get("ok") and x and x.get("ok"):
-                o = 100 * (x["wall_s"] / none["wall_s"] - 1)
-                oc = 100 * (x["cpu_s"] / none["cpu_s"] - 1)
-                rows.append(f"| W&B adds ≤20% to a fused sweep (wandb={k}) | spiral | {o:+.0f}% wall, {oc:+.0f}% CPU "
-                            f"(least of {w.get('rounds')} runs each) | {'yes' if o <= 20 else 'no'} |")
-    c = all_results.get("compile")
-    for row in (c or {}).get("rows", []):
-        rows.append(f"| compile ≤1.0× a hand-written jit(vmap(train)) of the same training | {row['program']} | "
-                    f"{row['ratio']:.2f}× ({row['harness_s']:.2f} s against {row['reference_s']:.2f} s, cold) | "
-                    f"{'yes' if row['ratio'] <= 1.0 else 'no'} |")
-    return "\n".join(rows) + "\n"
+
+def targets(all_results: dict[str, dict[str, Any]], absent: str = "not measured in this run") -> str:
+    """One row per goal of the "pay for training" issue (scripts/bench_targets.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_targets
+
+    return bench_targets.targets(all_results, absent)
+
+
+def loads_from_body(body: str) -> dict[str, str]:
+    """The load averages a block's header states (blocks written before results kept them)."""
+    m = re.search(r"load average at start ([\d. ]+?), at end ([\d. ]+?);", body)
+    out = {"load_start": m.group(1), "load_end": m.group(2)} if m else {}
+    c = re.search(r"harness code (\w+)", body)
+    if c:
+        out["code"] = c.group(1)
+    return out
 
 
 def code_state() -> str:
@@ -1269,17 +1260,22 @@ def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
         text = text[: text.index(begin)] + new + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + f"\n\n## Results: {block}\n\n" + new + "\n"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(rebuild_targets(text))
+
+
+def rebuild_targets(text: str) -> str:
+    """The doc's text with its targets block rebuilt from the data of every block in it."""
     everything = {}
-    for m in re.finditer(r"<!-- bench:(\w+):begin -->.*?<!-- data: (.*?) -->\n<!-- bench:\1:end -->", text, re.S):
+    for m in re.finditer(r"<!-- bench:(\w+):begin -->(.*?)<!-- data: (.*?) -->\n<!-- bench:\1:end -->", text, re.S):
         try:
-            everything[m.group(1)] = json.loads(m.group(2).replace("- -", "--"))
+            everything[m.group(1)] = {**loads_from_body(m.group(2)), **json.loads(m.group(3).replace("- -", "--"))}
         except json.JSONDecodeError:
             pass
     tb, te = "<!-- bench:targets:begin -->", "<!-- bench:targets:end -->"
     if tb in text and te in text:
-        text = text[: text.index(tb)] + tb + "\n" + targets(everything) + te + text[text.index(te) + len(te):]
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    doc.write_text(text)
+        text = text[: text.index(tb)] + tb + "\n" + targets(everything, "not measured yet (`--workload {wl}`)") + te + text[text.index(te) + len(te):]
+    return text
 
 
 # -- main -------------------------------------------------------------------------------------------
@@ -1288,7 +1284,7 @@ def write_doc(doc: Path, block: str, body: str, data: dict[str, Any]) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", default="spiral",
-                    choices=["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "compile", "all"])
+                    choices=WORKLOADS + ["goals", "all"])
     ap.add_argument("--quick", action="store_true", help="a small version of each sweep (a few minutes)")
     ap.add_argument("--only", default=None, help="comma-separated variant name prefixes (fused,basic,loop,joblib,"
                                                   "torch,keras); default all")
@@ -1296,6 +1292,8 @@ def main() -> int:
     ap.add_argument("--doc", default=None, help=f"markdown file to update (default {DOC.relative_to(ROOT)} for full "
                                                 "runs, none for --quick); 'none' to skip")
     ap.add_argument("--keep", default=None, help="folder for logs and runs (default: a new temporary folder)")
+    ap.add_argument("--targets", action="store_true", help="run nothing: rebuild the doc's targets block from the "
+                                                           "blocks it holds, and print it")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     ap.add_argument("--worker-profile", help=argparse.SUPPRESS)
@@ -1307,6 +1305,13 @@ def main() -> int:
         worker_profile(args.worker_profile, args.worker_out)
         return 0
 
+    if args.targets:
+        doc = Path(args.doc) if args.doc and args.doc != "none" else DOC
+        text = rebuild_targets(doc.read_text())
+        doc.write_text(text)
+        tb = "<!-- bench:targets:begin -->"
+        print(text[text.index(tb) + len(tb):text.index("<!-- bench:targets:end -->")].strip())
+        return 0
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="harness-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"logs and runs: {root}", flush=True)
@@ -1317,16 +1322,19 @@ def main() -> int:
     print(f"machine: {mach['nproc']} cores, {mach.get('cpu')}, {mach.get('mem_gib')} GiB; {mach['uptime']}", flush=True)
     only = set(args.only.split(",")) if args.only else None
     wls = workloads(args.quick)
-    names = (["spiral", "mnist1d_cnn", "mnist1d_gru", "wandb", "profile", "compile"] if args.workload == "all"
-             else [args.workload])
+    names = ALL if args.workload == "all" else GOALS if args.workload == "goals" else [args.workload]
     doc = None if args.doc == "none" else Path(args.doc) if args.doc else (None if args.quick else DOC)
     status = 0
+    this_run: dict[str, dict[str, Any]] = {}
     for name in names:
         t0 = time.perf_counter()
         code_before = code_state()
         load_start = loadavg()
         peak: dict[str, Any] = {}
-        if name == "wandb":
+        if name in _goals().GOAL_WORKLOADS:
+            r = _goals().run(name, runner, args.quick, args.seed)
+            body = _goals().table(name, r)
+        elif name == "wandb":
             r = bench_wandb(wls["spiral"], runner)
             body = wandb_table(r)
         elif name == "profile":
@@ -1354,6 +1362,7 @@ def main() -> int:
         r["machine"] = mach
         r["script_s"] = time.perf_counter() - t0
         r["load_end"] = loadavg()
+        r["load_start"] = load_start
         r["code"] = code_before
         code_after = code_state()
         same = code_after.split("(")[-1] == code_before.split("(")[-1]
@@ -1370,12 +1379,16 @@ def main() -> int:
         if any(not v.get("ok") for v in r["variants"].values()):
             status = 1
         (root / f"result-{name}.json").write_text(json.dumps(r, indent=1, default=str))
+        this_run[name] = r
         if doc is not None:
             write_doc(doc, name, body, r)
             if peak:  # a wandb-only run measures no peak: keep the block as it is
                 peaks = previous_peaks(doc)
                 peaks[name] = {"gflops": peak.get("gflops"), "when": r.get("when")}
                 write_doc(doc, "machine", machine_md(mach, peak, peaks), {"machine": mach, "peak": peak, "peaks": peaks})
+    print("\n## Goals of the \"pay for training\" issue, this run" + (" (--quick: sizes are not the goals')"
+                                                                   if args.quick else "") + "\n")
+    print(targets(this_run), flush=True)
     if doc is not None:
         print(f"updated {doc}")
     print(f"logs and runs kept in {root}")

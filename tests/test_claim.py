@@ -450,6 +450,9 @@ def test_best_is_picked_on_validation_and_tested_on_test():
     frame = _frame(rows).assign(val=[0.95 if r[0] == "a" else 0.85 for r in rows])
     out = best_verdict(frame, "x", "m", "higher", 0.05, select_metric="val")
     assert out["winner"] == "a" and out["select_metric"] == "val" and out["verdict"] == "refuted"
+    # Both at the top of validation: the pick is the first in order, and the reason says so.
+    tied = best_verdict(frame.assign(val=1.0), "x", "m", "higher", 0.05, select_metric="val")
+    assert tied["winner"] == "a" and tied["val_ties"] == ["b"] and "tied there with b" in tied["reason"]
 
 
 def _result_dir(root, name, commit, dirty=False, seed=0):

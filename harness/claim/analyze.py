@@ -421,6 +421,8 @@ def aggregate(entry: dict[str, Any]) -> dict[str, Any]:
         beaten_by = [v for v, p in pairs.items() if p["verdict"] == "refuted"]
         entry["top"] = [entry["winner"], *tied]
         head = f"{entry['sci']}={entry['winner']} is best on {entry['select_metric']}"
+        if entry.get("val_ties"):
+            head += f" (tied there with {', '.join(entry['val_ties'])}; the first in order is taken)"
         entry["reason"] = head + ("; on test it is better than every other value" if entry["verdict"] == "supported"
                                   else f"; on test it is worse than {', '.join(beaten_by)}" if beaten_by
                                   else f"; on test it is tied with {', '.join(tied)}")
@@ -464,8 +466,12 @@ def best_verdict(selected: pd.DataFrame, sci: str, metric: str, direction: str, 
         return {**base, "verdict": "inconclusive", "reason": "no value has a finite mean", "winner": None, "top": [],
                 "pairs": {}, "p": float("nan"), "n": 0, "ci": None, "method": None}
     winner = best_rows.iloc[0][sci]
+    # Values as good on validation (e.g. several at 100%): the first in order is the winner,
+    # and the reason says that the pick was a tie.
+    level = best_rows.iloc[0]["mean"]
+    val_ties = [str(v) for v, m in zip(table[sci], table["mean"]) if m == level and str(v) != str(winner)]
     pairs = {str(v): _pair(selected, sci, winner, v, metric, direction, alpha) for v in table[sci] if str(v) != str(winner)}
-    return aggregate({**base, "winner": str(winner), "pairs": pairs})
+    return aggregate({**base, "winner": str(winner), "pairs": pairs, "val_ties": val_ties})
 
 
 def equivalence_verdict(selected: pd.DataFrame, sci: str, hyp: dict, metric: str, alpha: float) -> dict[str, Any]:

@@ -231,6 +231,12 @@ def test_sweet_spot_verdict():
     assert out["verdict"] == "supported" and out["best"] == "0.1" and out["per_value"]["10.0"]["diverged"] == 5
     out = sweet_spot_verdict(_frame(rows("ok")), "x", "m", "higher", 0.05)
     assert out["verdict"] == "refuted" and out["diverges"] == "refuted"  # worse, but nothing diverged
+    # The best value is picked on validation, then compared on test: here validation prefers
+    # 0.001 (nothing underfits by that pick) although 0.1 is best on test.
+    frame = _frame(rows("diverged"))
+    frame["val"] = [0.9 if r[0] == 0.001 else 0.5 for r in rows("diverged")]
+    out = sweet_spot_verdict(frame, "x", "m", "higher", 0.05, select_metric="val")
+    assert out["best"] == "0.001" and out["select_metric"] == "val" and out["verdict"] == "refuted"
 
 
 def test_loss_above_initial_marks_divergence(tmp_path):

@@ -384,7 +384,7 @@ def claim_verdict(claim: dict, selected: pd.DataFrame, sci: str, metric: str, di
     if kind == "best":
         return best_verdict(selected, sci, metric, direction, alpha, select_metric=claim.get("select_metric"))
     if kind == "sweet_spot":
-        return sweet_spot_verdict(selected, sci, metric, direction, alpha)
+        return sweet_spot_verdict(selected, sci, metric, direction, alpha, select_metric=claim.get("select_metric"))
     if kind == "equivalence":
         return equivalence_verdict(selected, sci, hyp, metric, alpha)
     if kind == "ordered":
@@ -482,17 +482,23 @@ def equivalence_verdict(selected: pd.DataFrame, sci: str, hyp: dict, metric: str
                          b=f"{sci}={hyp['b']}")
 
 
-def sweet_spot_verdict(selected: pd.DataFrame, sci: str, metric: str, direction: str, alpha: float) -> dict[str, Any]:
+def sweet_spot_verdict(selected: pd.DataFrame, sci: str, metric: str, direction: str, alpha: float,
+                       select_metric: str | None = None) -> dict[str, Any]:
     """"Too small underfits, too large diverges" along a numeric axis (e.g. the learning rate).
 
-    Underfitting: the best value is better than the smallest one (paired by seed, interval and
-    test agree; the pair is kept in ``pairs`` for the claim's Holm step). Divergence: some
+    Underfitting: the best value, picked on ``select_metric`` (validation; ``metric`` when the
+    runs have none), is better on ``metric`` than the smallest one (paired by seed, interval
+    and test agree; the pair is kept in ``pairs`` for the claim's Holm step). Divergence: some
     value above the best has more than half of its runs diverged. ``supported`` if both hold;
     ``refuted`` if the best value is the smallest (nothing underfits) or no value above the
     best has any diverged run; ``inconclusive`` otherwise.
     """
+    pick_on = select_metric if select_metric and select_metric in selected else metric
+    pick_direction = tables.default_direction(pick_on) if pick_on != metric else direction
     table = _means(selected, sci, metric, direction)
-    rule = (f"Sweet-spot rule along {sci}: (1) too small underfits -- the value with the best mean {metric} is better "
+    picked = _means(selected, sci, pick_on, pick_direction)
+    rule = (f"Sweet-spot rule along {sci}: (1) too small underfits -- the value with the best mean {pick_on} "
+            f"({'validation' if pick_on != metric else 'no validation split'}) is better on {metric} "
             f"than the smallest value, paired by seed ({100 * (1 - alpha):g}% t-interval and paired t-test agree); "
             "(2) too large diverges -- some value above the best has more than half of its runs diverged. Supported "
             "if both hold; refuted if the best is the smallest value or no run above the best diverged; "
@@ -501,11 +507,12 @@ def sweet_spot_verdict(selected: pd.DataFrame, sci: str, metric: str, direction:
                  for r in table.to_dict(orient="records")}
     base = {"kind": "sweet_spot", "rule": rule, "per_value": per_value, "p": float("nan"), "n": 0, "ci": None,
             "method": None, "pairs": {}}
-    best_rows = table[table["best"].astype(bool)]
+    best_rows = picked[picked["best"].astype(bool)]
     if best_rows.empty:
         return {**base, "verdict": "inconclusive", "reason": "no value has a finite mean"}
-    best_i = int(best_rows.index[0])
+    best_i = int(best_rows.index[0])  # picked and table list the same values in the same order
     best, smallest = table.loc[best_i, sci], table.loc[0, sci]
+    base["select_metric"] = pick_on
     above = table.iloc[best_i + 1:]
     worst = max(((int(r["diverged"]) / max(int(r["n"]), 1), r[sci]) for r in above.to_dict(orient="records")),
                 default=(0.0, None), key=lambda t: t[0])

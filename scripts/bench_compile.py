@@ -141,14 +141,20 @@ def _worker(side: str, name: str) -> None:
     print(json.dumps({"seconds": seconds}))
 
 
-def measure(name: str, side: str) -> float:
-    """One fresh process, no persistent compile cache: the compile seconds it reports."""
+def cold_worker(script: str | Path, side: str, name: str) -> dict:
+    """Run ``script --worker side name`` in a fresh process with no persistent compile cache;
+    return the JSON object its last line prints."""
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "HARNESS_COMPILE_CACHE": "0", "HARNESS_CACHE_DIR": cache,
                "JAX_COMPILATION_CACHE_DIR": str(Path(cache) / "xla")}
-        out = subprocess.run([sys.executable, __file__, "--worker", side, name], env=env, capture_output=True,
+        out = subprocess.run([sys.executable, str(script), "--worker", side, name], env=env, capture_output=True,
                              text=True, check=True, timeout=900)
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, side: str) -> float:
+    """One fresh process, no persistent compile cache: the compile seconds it reports."""
+    return cold_worker(__file__, side, name)["seconds"]
 
 
 def run(rounds: int) -> list[dict]:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,41 +29,18 @@ def _instructions(compiled) -> int:
 
 
 def profile_harness(overrides: list[str]) -> dict:
-    """The engine's three programs, built as ``engine._compile_program`` builds them."""
-    import jax
-    import jax.numpy as jnp
-
+    """The engine's three programs as a group compiles them (``Program.phases``), with the
+    optimized size of each."""
     from harness.data.cache import dataset_for
-    from harness.train import engine
-    from harness.train.loop import make_segments
+    from harness.train.engine import GroupProgram
 
     cfgs = [bench_compile._compose(overrides + [f"seed={i}"]) for i in range(bench_compile.MEMBERS)]
-    dataset = dataset_for(cfgs[0])
-    out = {}
-    t0 = time.perf_counter()
-    _, padded, devices = engine._program_key(cfgs, 0, engine.WHOLE)
-    hparams, keys, data, _, _ = engine._member_inputs([cfgs[0]], dataset, padded, devices=devices)
-    segments = make_segments(cfgs[0], dataset)
-    out["inputs_s"] = time.perf_counter() - t0
-
-    def phase(name, fn, args, options=None):
-        t0 = time.perf_counter()
-        lowered = fn.lower(*args)
-        t1 = time.perf_counter()
-        compiled = lowered.compile(options) if options else lowered.compile()
-        t2 = time.perf_counter()
-        out[name] = {"lower_s": t1 - t0, "compile_s": t2 - t1, "instructions": _instructions(compiled)}
-        return compiled
-
-    init = phase("init", jax.jit(jax.vmap(segments.init, in_axes=(0, 0, None))), (hparams, keys, data), engine.ONCE)
-    state = init.out_info
-    periods = jax.ShapeDtypeStruct((segments.num_periods,), jnp.int32)
-    advance = phase("segment", jax.jit(jax.vmap(segments.advance, in_axes=(0, 0, 0, None, None))),
-                    (state, hparams, keys, data, periods))
-    curves, confusions = advance.out_info[1]
-    phase("finish", jax.jit(jax.vmap(segments.finish, in_axes=(0, 0, 0, None, 0, 0))),
-          (state, hparams, keys, data, curves, confusions), engine.ONCE)
-    return out
+    program = GroupProgram(cfgs, dataset=dataset_for(cfgs[0]))
+    program.compile()
+    compiled = program.compiled
+    executables = {"init": compiled.init, "segment": compiled.advance, "finish": compiled.finish}
+    return {name: {**times, "instructions": _instructions(executables[name])}
+            for name, times in compiled.phases.items()}
 
 
 def profile_reference(overrides: list[str]) -> dict:
@@ -93,12 +68,7 @@ def _worker(side: str, name: str) -> None:
 
 
 def measure(name: str, side: str) -> dict:
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "HARNESS_COMPILE_CACHE": "0", "HARNESS_CACHE_DIR": cache,
-               "JAX_COMPILATION_CACHE_DIR": str(Path(cache) / "xla")}
-        out = subprocess.run([sys.executable, __file__, "--worker", side, name], env=env, capture_output=True,
-                             text=True, check=True, timeout=900)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return bench_compile.cold_worker(__file__, side, name)
 
 
 def best(runs: list[dict]) -> dict:

@@ -77,6 +77,9 @@ class Program:
     finish: Any
     segment_periods: int
     compile_s: float
+    # Per program ("init", "segment", "finish"): seconds to trace and lower, and to compile
+    # (what scripts/profile_compile.py reports).
+    phases: dict = dataclasses.field(default_factory=dict)
     field: Any = None
 
 
@@ -123,20 +126,30 @@ def _compile_program(cfg0: DictConfig, dataset: Dataset, padded: int, devices: l
     # state one program returns is what the next was compiled for (with several devices the
     # compiler would otherwise pick other layouts, and the next call refuses the state).
     members = next(iter(hparams.values())).sharding
-    init = jax.jit(jax.vmap(segments.init, in_axes=(0, 0, None)), out_shardings=members)
-    init = init.lower(hparams, keys, data).compile(ONCE)
+    phases: dict[str, dict[str, float]] = {}
+
+    def build(name, fn, args, options=None):
+        t1 = time.perf_counter()
+        lowered = fn.lower(*args)
+        t2 = time.perf_counter()
+        compiled = lowered.compile(options)
+        phases[name] = {"lower_s": t2 - t1, "compile_s": time.perf_counter() - t2}
+        return compiled
+
+    init = build("init", jax.jit(jax.vmap(segments.init, in_axes=(0, 0, None)), out_shardings=members),
+                 (hparams, keys, data), ONCE)
     state = init.out_info
     periods = jax.ShapeDtypeStruct((segment_periods,), jnp.int32)
-    advance = jax.jit(jax.vmap(segments.advance, in_axes=(0, 0, 0, None, None)), out_shardings=members)
-    advance = advance.lower(state, hparams, keys, data, periods).compile()
+    advance = build("segment", jax.jit(jax.vmap(segments.advance, in_axes=(0, 0, 0, None, None)),
+                                       out_shardings=members), (state, hparams, keys, data, periods))
     # finish takes the curves of every period: a segment's, with the whole run's period count.
     whole = segments.num_periods
     curves, confusions = jax.tree_util.tree_map(
         lambda s: jax.ShapeDtypeStruct((s.shape[0], whole) + s.shape[2:], s.dtype, sharding=s.sharding),
         advance.out_info[1])
-    finish = jax.jit(jax.vmap(segments.finish, in_axes=(0, 0, 0, None, 0, 0)))
-    finish = finish.lower(state, hparams, keys, data, curves, confusions).compile(ONCE)
-    return Program(segments, init, advance, finish, segment_periods, time.perf_counter() - t0)
+    finish = build("finish", jax.jit(jax.vmap(segments.finish, in_axes=(0, 0, 0, None, 0, 0))),
+                   (state, hparams, keys, data, curves, confusions), ONCE)
+    return Program(segments, init, advance, finish, segment_periods, time.perf_counter() - t0, phases)
 
 
 def _program(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, segment_periods: int, *,

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from harness.config import resolved
 from harness import store
 from harness.train.hparams import config_hash, container_hash, hparams_of  # noqa: F401 - the hashes: readers import them from here
 from harness.train.loop import GNS_CURVES, Budget, eval_splits, quality_metric
@@ -133,7 +134,7 @@ def make_result(
         "diverged_step": diverged_step,
         "diverged_by": diverged_by,
         "metrics": metrics,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": resolved(cfg),
         "config_hash": config_hash(cfg),
         "overrides": list(overrides),
         "budget": budget.as_dict(),

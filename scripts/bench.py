@@ -346,11 +346,12 @@ def launcher_line(log: str) -> dict[str, float]:
         text = Path(log).read_text(errors="replace")
     except OSError:
         return {}
-    m = re.findall(r"compile ([\d.]+)s run ([\d.]+)s (?:store [\d.]+s )?wall ([\d.]+)s", text)
+    m = re.findall(r"(?:compose ([\d.]+)s validate ([\d.]+)s )?compile ([\d.]+)s run ([\d.]+)s "
+                   r"(?:store ([\d.]+)s )?wall ([\d.]+)s", text)
     if not m:
         return {}
-    c, r, wl = map(float, m[-1])
-    return {"launcher_compile_s": c, "launcher_run_s": r, "launcher_wall_s": wl}
+    names = ("compose", "validate", "compile", "run", "store", "wall")
+    return {f"launcher_{n}_s": float(v) for n, v in zip(names, m[-1]) if v}
 
 
 # -- the variants -----------------------------------------------------------------------------

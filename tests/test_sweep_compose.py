@@ -74,3 +74,58 @@ def test_hydra_files_are_the_jobs_configs(hydra_loader):
     assert OmegaConf.create(files["config.yaml"]).seed == 5
     assert OmegaConf.create(files["overrides.yaml"]) == ["seed=5"]
     assert OmegaConf.create(files["hydra.yaml"]).hydra.job.num == 1
+
+
+def test_composed_configs_are_read_only_and_resolved_once(hydra_loader, monkeypatch):
+    """A job's config cannot change after composing, so its resolved form is computed once:
+    an environment variable read through an interpolation keeps the value it had then."""
+    from omegaconf.errors import ReadonlyConfigError
+
+    from harness.config import resolved
+
+    loader, master, groups = hydra_loader
+    composer = SweepComposer(loader, master, groups)
+    composer.compose(["seed=0"], 0)
+    monkeypatch.setenv("HARNESS_TEST_PROJECT", "first")
+    job = composer.compose(["seed=1", "logger.project=${oc.env:HARNESS_TEST_PROJECT}"], 1)
+    with pytest.raises(ReadonlyConfigError):
+        job.cfg.seed = 2
+    assert resolved(job.cfg)["logger"]["project"] == "first"
+    monkeypatch.setenv("HARNESS_TEST_PROJECT", "second")
+    assert resolved(job.cfg)["logger"]["project"] == "first"  # the conversion is not repeated
+    assert OmegaConf.to_container(job.cfg, resolve=True)["logger"]["project"] == "second"
+
+
+def test_resolved_gives_a_copy_the_caller_may_change(hydra_loader):
+    from harness.config import resolved
+
+    loader, master, groups = hydra_loader
+    job = SweepComposer(loader, master, groups).compose(["optim.lr=0.1"], 0)
+    first = resolved(job.cfg)
+    first["optim"]["lr"] = 99.0
+    assert resolved(job.cfg)["optim"]["lr"] == 0.1
+
+
+def test_a_writable_config_is_resolved_afresh_each_time(monkeypatch):
+    from harness.config import resolved
+
+    cfg = OmegaConf.create({"project": "${oc.env:HARNESS_TEST_PROJECT}"})
+    monkeypatch.setenv("HARNESS_TEST_PROJECT", "first")
+    assert resolved(cfg) == {"project": "first"}
+    monkeypatch.setenv("HARNESS_TEST_PROJECT", "second")
+    assert resolved(cfg) == {"project": "second"}
+
+
+def test_a_configs_cached_form_goes_with_it():
+    import gc
+
+    from harness import config
+
+    cfg = OmegaConf.create({"a": 1})
+    OmegaConf.set_readonly(cfg, True)
+    config.resolved(cfg)
+    key = id(cfg)
+    assert key in config._RESOLVED
+    del cfg
+    gc.collect()
+    assert key not in config._RESOLVED

@@ -8,6 +8,7 @@ import json
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config import resolved
 from harness.data import load_dataset
 from harness.data.base import Dataset
 
@@ -19,12 +20,12 @@ def _cached_dataset(data_json: str) -> Dataset:
 
 def dataset_for(cfg: DictConfig) -> Dataset:
     """Load (once per process) the data set a config asks for."""
-    return _cached_dataset(json.dumps(OmegaConf.to_container(cfg.data, resolve=True), sort_keys=True))
+    return _cached_dataset(json.dumps(resolved(cfg.data), sort_keys=True))
 
 
 def points_dataset(cfg: DictConfig):
     """The data set with raw (x1, x2) inputs, for drawing points on a decision boundary."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = resolved(cfg.data)
     data["features"] = ["x1", "x2"]
     data_cfg = OmegaConf.merge(cfg, {"data": data})
     return dataset_for(data_cfg)

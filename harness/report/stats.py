@@ -58,7 +58,10 @@ def t_statistics(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndarra
     the interval is the point itself and p is 0 (a constant non-zero shift) or 1 (all zero).
     n < 2: interval and p are NaN.
     """
-    from scipy import stats  # here, not at the top: scipy.stats takes ~1 s to import
+    # Student's t quantile and tail from scipy.special, not scipy.stats: the same functions
+    # (scipy.stats.t calls them), imported in ~0.2 s instead of ~1 s (every sweep's closing
+    # table comes through here).
+    from scipy.special import stdtr, stdtrit
 
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[-1]
@@ -67,10 +70,10 @@ def t_statistics(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndarra
         nan = np.full(mean.shape, np.nan)
         return {"mean": mean, "low": nan, "high": nan, "p": nan.copy(), "n": n}
     se = x.std(axis=-1, ddof=1) / math.sqrt(n)
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * se
+    half = stdtrit(n - 1, 0.5 + confidence / 2) * se
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.abs(mean) / se
-    p = np.where(se > 0, 2 * stats.t.sf(t, n - 1), np.where(mean == 0, 1.0, 0.0))
+    p = np.where(se > 0, 2 * stdtr(n - 1, -t), np.where(mean == 0, 1.0, 0.0))
     return {"mean": mean, "low": mean - half, "high": mean + half, "p": p, "n": n}
 
 

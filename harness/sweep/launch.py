@@ -20,7 +20,7 @@ from hydra.core.utils import JobReturn
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
-from harness.config import draws_plots
+from harness.config import draws_plots, resolved
 from harness.data.cache import dataset_for
 from harness.sweep import hydra_job
 from harness.sweep.compose import ComposedJob as Job
@@ -57,7 +57,7 @@ class Launch:
         self.launcher = launcher
         self.jobs = jobs
         self.returns: dict[int, JobReturn] = {}
-        self.stats = {"groups": 0, "chunks": 0, "members": 0, "skipped": 0, "compile_s": 0.0, "run_s": 0.0, "store_s": 0.0, "compile_wait_s": 0.0,
+        self.stats = {"groups": 0, "chunks": 0, "members": 0, "skipped": 0, "compose_s": 0.0, "validate_s": 0.0, "compile_s": 0.0, "run_s": 0.0, "store_s": 0.0, "compile_wait_s": 0.0,
                       "diverged": 0, "failed": 0}
         self.writer = None
         self.sweep_dir = Path(str(launcher.config.hydra.sweep.dir)).absolute()
@@ -130,7 +130,7 @@ class Launch:
 
         def task(_cfg: DictConfig) -> dict[str, Any]:
             record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "metrics": {},
-                      "config": OmegaConf.to_container(job.cfg, resolve=True), "config_hash": config_hash(job.cfg),
+                      "config": resolved(job.cfg), "config_hash": config_hash(job.cfg),
                       "overrides": job.overrides, "seed": int(job.cfg.seed), "versions": versions()}
             store.write_json_atomic(job.run_dir / store.RESULT_FILE, record)
             return hydra_job.objective(job, record)
@@ -160,9 +160,9 @@ class Launch:
         member_wandb = self._member_wandb(job)
         identity = self._wandb_identity(job)
         if self.writer is not None:
-            self.writer.member(job.run_dir, OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
+            self.writer.member(job.run_dir, resolved(job.cfg), member_wandb, identity)
         elif draws_plots(job.cfg.output.plots, multirun=True) or member_wandb == "member":
-            write_member_extras(str(job.run_dir), OmegaConf.to_container(job.cfg, resolve=True), member_wandb, identity)
+            write_member_extras(str(job.run_dir), resolved(job.cfg), member_wandb, identity)
 
     @functools.cached_property
     def _compile_groups(self) -> list[tuple[str, list[Job]]]:

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -213,8 +214,11 @@ class FusedLauncher(Launcher):
         try:
             if self.backend == "slurm" and shutil.which("sbatch") is None:
                 raise ConfigError("hydra.launcher.backend", "slurm", "local, or slurm where SLURM's sbatch is on PATH")
+            started = time.perf_counter()
             jobs = self._compose_all(job_overrides, initial_job_idx)
+            composed = time.perf_counter()
             self._validate(jobs)
+            prepared = {"compose_s": composed - started, "validate_s": time.perf_counter() - composed}
             # Records of other configs: refused, or moved aside. Left-over job folders can be
             # told only when this call launches the whole sweep (a sweeper such as Optuna
             # launches it batch by batch, and the first batch cannot know the later ones).
@@ -233,8 +237,9 @@ class FusedLauncher(Launcher):
 
         self.varying_keys |= varying_keys(job.overrides for job in jobs)
         self.launched.update((str(job.run_dir), list(job.overrides)) for job in jobs)
-        launch = SlurmLaunch if self.backend == "slurm" else LocalLaunch
-        return launch(self, jobs).execute()
+        launch = (SlurmLaunch if self.backend == "slurm" else LocalLaunch)(self, jobs)
+        launch.stats.update(prepared)
+        return launch.execute()
 
 
 def _launches_whole_sweep(sweeper_cfg) -> bool:

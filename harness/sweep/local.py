@@ -84,12 +84,18 @@ class LocalLaunch(Launch):
         from harness import job as lifecycle
 
         self.stats["chunks"] += 1
+        # Hydra's run_job writes the files itself when callbacks are configured.
+        rendering = None if self.launcher.config.hydra.callbacks else hydra_job.render_files(chunk)
         try:  # run_group, or in segments with checkpoints when train.checkpoint_every is set
             group = lifecycle.train([j.cfg for j in chunk], self.sweep_dir, pad_to=pad_to)
         except Exception as exc:  # noqa: BLE001 - one broken group must not sink the sweep
-            log.error(f"group failed ({type(exc).__name__}: {exc}); its {len(chunk)} jobs are marked failed")
+            group, failure = None, exc
+        if rendering is not None:
+            rendering.join()
+        if group is None:
+            log.error(f"group failed ({type(failure).__name__}: {failure}); its {len(chunk)} jobs are marked failed")
             for job in chunk:
-                self.returns[job.idx] = self._store_failed(job, exc)
+                self.returns[job.idx] = self._store_failed(job, failure)
             return
         self.stats["compile_s"] += group.compile_s
         self.stats["compile_wait_s"] += group.compile_wait_s if group.compiled else 0.0
@@ -122,6 +128,6 @@ class LocalLaunch(Launch):
         log.info(
             f"fused sweep: {len(self.jobs)} jobs | {s['groups']} groups in {s['chunks']} chunks | "
             f"{s['members']} trained, {s['skipped']} skipped | diverged {s['diverged']}, failed {s['failed']} | "
-            f"compile {s['compile_s']:.1f}s run {s['run_s']:.1f}s store {s['store_s']:.1f}s wall {s['wall_s']:.1f}s | "
+            f"compose {s['compose_s']:.1f}s validate {s['validate_s']:.1f}s compile {s['compile_s']:.1f}s run {s['run_s']:.1f}s store {s['store_s']:.1f}s wall {s['wall_s']:.1f}s | "
             f"{rate:.1f} members/s | waited for compiles {s['compile_wait_s']:.1f}s (the rest overlapped)"
         )

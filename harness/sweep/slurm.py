@@ -21,9 +21,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import OmegaConf
-
 from harness import store
+from harness.config import resolved
 from harness.folders import trusted
 from harness.sweep import hydra_job, remote
 from harness.sweep.compose import ComposedJob as Job
@@ -137,7 +136,7 @@ class SlurmLaunch(Launch):
         for job in chunk.jobs:
             output_subdir, files = hydra_job.hydra_files(job)
             members.append({"idx": job.idx, "run_dir": str(job.run_dir), "overrides": list(job.overrides),
-                            "cfg": OmegaConf.to_container(job.cfg, resolve=True), "hydra_files": files,
+                            "cfg": resolved(job.cfg), "hydra_files": files,
                             "output_subdir": output_subdir, "wandb": self._member_wandb(job),
                             "wandb_identity": self._wandb_identity(job)})
         return {"members": members, "pad_to": chunk.pad_to, "checkpoint_root": str(self.sweep_dir)}
@@ -244,7 +243,7 @@ class SlurmLaunch(Launch):
             f"fused sweep on SLURM: {len(self.jobs)} jobs | {s['groups']} groups in {s['chunks']} chunks | "
             f"SLURM jobs: {s['submitted']} submitted{waited}{earlier} | {s['members']} trained, "
             f"{s['skipped']} skipped | diverged {s['diverged']}, failed {s['failed']} | "
-            f"compile {s['compile_s']:.1f}s run {s['run_s']:.1f}s (in the jobs) wall {s['wall_s']:.1f}s"
+            f"compose {s['compose_s']:.1f}s validate {s['validate_s']:.1f}s compile {s['compile_s']:.1f}s run {s['run_s']:.1f}s (in the jobs) wall {s['wall_s']:.1f}s"
         )
 
 

@@ -20,6 +20,7 @@ from harness.models import validate_model_config, validate_model_for_data
 from harness.results import metric_names
 from harness.train.loop import ORDERS, PARTIAL_BATCHES, make_budget
 from harness.train.memory import available_bytes, boundary_bytes, host_available_bytes, member_bytes
+from harness.train.hparams import select_path
 from harness.train.objective import LOSSES, num_model_outputs, resolve_loss
 from harness.train.optim import OPTIMIZERS, SCHEDULES
 from harness.train.transfer import load_params
@@ -67,14 +68,6 @@ class _Plain(dict):
         except KeyError:
             raise AttributeError(name) from None
         return _Plain(value) if isinstance(value, dict) else value
-
-
-def _lookup(cfg: dict, path: str) -> Any:
-    """The value at a dotted ``path`` of plain data (None where it is absent)."""
-    node: Any = cfg
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _known_keys(cfg: dict) -> None:
@@ -287,7 +280,7 @@ def _fits_in_memory(typed: DictConfig, cfg: _Plain, dataset) -> None:
         names.append("data.length")
     if grid:
         names.append("output.boundary_resolution")
-    values = {n: _lookup(cfg, n) for n in names}
+    values = {n: select_path(cfg, n) for n in names}
     name = _grown_most(values, names)
     value = values[name]
     raise ConfigError(name, value, f"sizes that fit in memory (one run needs about "

@@ -64,7 +64,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, float | int]:
     hp: dict[str, float | int] = {}
     for path, name in DYNAMIC.items():
         if name:
-            hp[name] = _select(plain, path)
+            hp[name] = select_path(plain, path)
     if hp["order_seed"] is None:
         hp["order_seed"] = hp["seed"]
     kind, rate = str(plain["regularizer"]["kind"]), float(plain["regularizer"]["rate"])
@@ -83,7 +83,8 @@ def _drop(container: dict, path: str) -> None:
     node.pop(leaf, None)
 
 
-def _select(container: dict, path: str) -> Any:
+def select_path(container: dict, path: str) -> Any:
+    """The value at a dotted ``path`` of a plain config (None where it is absent)."""
     node: Any = container
     for p in path.split("."):
         if not isinstance(node, dict) or p not in node:
@@ -95,7 +96,7 @@ def _select(container: dict, path: str) -> Any:
 def drop_neutral(container: dict) -> dict:
     """``container`` (a resolved config) without the keys at their value in NEUTRAL_DEFAULTS."""
     for path, neutral in NEUTRAL_DEFAULTS.items():
-        if _select(container, path) == neutral:
+        if select_path(container, path) == neutral:
             _drop(container, path)
     return container
 

@@ -1,6 +1,7 @@
 """Results of a few small configs, stored so a refactor can show it changed no number.
 
     python scripts/reference_results.py            # (re)write tests/fixtures/reference_results.json
+    python scripts/reference_results.py --add      # add this platform's records, keep the others'
 
 Each case trains through the job lifecycle (train a group, store its members into a folder)
 and keeps what the stored record says: metrics, status, budget, config hash, the curves file
@@ -9,12 +10,22 @@ as written, and a hash of the decision-boundary array. Floats stay exact: the cu
 tests/test_reference_results.py trains the same cases with the code of the day and asserts
 that every field equals the stored one. Regenerate only when a change is *meant* to change
 results, and say so in the commit.
+
+XLA compiles for the CPU it runs on, so the same code gives other last bits on another CPU
+(an AMD EPYC with AVX2 against an Intel Xeon with AVX-512, measured). The records are stored
+per platform (:func:`platform`: jaxlib version, CPU model and vector extensions): on a platform
+with its own records the test is bitwise; elsewhere it compares with a stored platform's within
+a tolerance and names the platform it lacks. Regenerating drops the other platforms' records
+(a change meant to change results makes them stale); ``--add`` keeps them, for adding a
+platform while the code's numbers stay as they are.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "reference_results.json"
 
+# The CPU features XLA's code generation depends on that tell this project's machines apart.
+SIMD = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 SMALL = ["logger=none", "output.plots=false"]
 # case -> list of member override lists (several members: one fused compile group).
 CASES: dict[str, list[list[str]]] = {
@@ -42,6 +55,25 @@ CASES: dict[str, list[list[str]]] = {
         SMALL + ["train.epochs=5", "data=gauss", "train.checkpoint_every=2", f"seed={seed}"] for seed in (0, 1)
     ],
 }
+
+
+def cpu() -> dict[str, str]:
+    """This machine's CPU model and the :data:`SIMD` extensions it has (``?`` off Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"cpu": "?", "simd": "?"}
+    model = re.search(r"model name\s*:\s*(.*)", text)
+    flags = re.search(r"flags\s*:\s*(.*)", text)
+    have = set(flags.group(1).split()) if flags else set()
+    return {"cpu": model.group(1).strip() if model else "?", "simd": " ".join(f for f in SIMD if f in have)}
+
+
+def platform() -> dict[str, str]:
+    """What a record's last bits depend on besides the code: jaxlib and the CPU."""
+    import jaxlib
+
+    return {"jaxlib": jaxlib.__version__, **cpu()}
 
 
 def compose(overrides: list[str]):
@@ -92,16 +124,27 @@ def compute(case: str, root: Path) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    """Train every case with the current code and write the fixture."""
+    """Train every case with the current code and write this platform's records."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--add", action="store_true", help="keep the other platforms' records")
+    args = parser.parse_args()
     from harness.runtime import setup_jax
 
-    setup_jax()
-    out: dict[str, Any] = {"about": "written by scripts/reference_results.py; compared by "
-                                    "tests/test_reference_results.py", "cases": {}}
+    setup_jax()  # the device count harness-train uses (tests/conftest.py sets the same)
+    here = platform()
+    cases: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for case in CASES:
-            out["cases"][case] = compute(case, Path(tmp) / case)
-            print(f"{case}: {len(out['cases'][case])} member(s)", file=sys.stderr)
+            cases[case] = compute(case, Path(tmp) / case)
+            print(f"{case}: {len(cases[case])} member(s)", file=sys.stderr)
+    others = json.loads(FIXTURE.read_text())["platforms"] if FIXTURE.exists() else []
+    others = [p for p in others if p["platform"] != here]
+    if others and not args.add:
+        print("dropped the records of " + "; ".join(json.dumps(p["platform"]) for p in others)
+              + " (stale once the numbers change; --add keeps them)", file=sys.stderr)
+        others = []
+    out = {"about": "written by scripts/reference_results.py; compared by tests/test_reference_results.py",
+           "platforms": [*others, {"platform": here, "cases": cases}]}
     FIXTURE.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(FIXTURE)
 

@@ -511,8 +511,11 @@ def critical_batch_fit(batch: Sequence[float], steps: Sequence[float], seeds: Se
         if np.unique(b_arr[mine]).size < 2:
             excluded += 1
             continue
-        slope, intercept = np.polyfit(1.0 / b_arr[mine], s_arr[mine], 1)
-        if intercept <= 0 or slope <= 0:
+        inverse = 1.0 / b_arr[mine]
+        slope, intercept = np.polyfit(inverse, s_arr[mine], 1)
+        # A flat line fits a slope of rounding size, of either sign by machine: a bend smaller
+        # than 1e-9 of S_min over the batch sizes run is no bend.
+        if intercept <= 0 or slope * np.ptp(inverse) <= 1e-9 * intercept:
             excluded += 1
             continue
         per_seed.append(slope / intercept)

@@ -10,9 +10,10 @@ sets nothing (JAX reads its ``JAX_<SETTING>`` variables itself, XLA its ``XLA_FL
   ``HARNESS_COMPILE_CACHE=0`` turns the harness's cache settings off.
 - XLA:CPU without LLVM's expensive passes (halves compile time, same run time here), when
   JAX will run on the CPU: the flag was measured there only.
-- CPU device count for sharding the member axis: ``HARNESS_CPU_DEVICES`` (default 1; see
-  docs/benchmarks.md for the measurement behind the default). It must be set before JAX
-  creates its CPU backend, hence this module.
+- CPU device count for sharding the member axis: ``HARNESS_CPU_DEVICES`` (default 2 on any
+  core count, see :data:`CPU_DEVICES`; docs/benchmarks.md has the measurement behind it,
+  ``scripts/profile_devices.py`` repeats it). It must be set before JAX creates its CPU
+  backend, hence this module.
 - A ``JAX_PLATFORMS`` that this machine cannot start is a :class:`ConfigError` (one line),
   not JAX's traceback.
 """
@@ -33,6 +34,12 @@ _DONE = {"setup": False}
 # keeps thousands of programs and still bounds the folder.
 CACHE_MAX_BYTES = 1 << 30
 CPU_FLAG = "--xla_llvm_disable_expensive_passes=true"
+# Two CPU devices: they cut the run phase of groups of 8 members and more by 31-57% on 2 cores
+# and cost nothing measurable on 1 (docs/benchmarks.md, scripts/profile_devices.py). A fixed
+# number, not the core count: how a group is split over devices changes the last bits of its
+# results, which must not depend on how many cores a job was given (taskset, SLURM's
+# --cpus-per-task).
+CPU_DEVICES = 2
 
 
 def cache_root() -> Path:
@@ -102,6 +109,17 @@ def check_platform() -> None:
                           f"platforms this machine has (e.g. cpu), or unset it to let JAX choose ({said})") from None
 
 
+def cpu_device_count(environ: Mapping[str, str]) -> int:
+    """CPU devices JAX makes: ``HARNESS_CPU_DEVICES``, a whole number >= 1, else
+    :data:`CPU_DEVICES`. Raises ConfigError for any other value."""
+    text = environ.get("HARNESS_CPU_DEVICES", "").strip()  # set but empty: the default
+    if not text:
+        return CPU_DEVICES
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError("HARNESS_CPU_DEVICES", text, "a whole number of CPU devices, 1 or more")
+    return int(text)
+
+
 def setup_jax(cpu_devices: int | None = None, compile_cache: bool | None = None) -> None:
     """Configure JAX for this process (idempotent; later calls change nothing).
 
@@ -118,7 +136,7 @@ def setup_jax(cpu_devices: int | None = None, compile_cache: bool | None = None)
     import jax
 
     if cpu_devices is None:
-        cpu_devices = int(os.environ.get("HARNESS_CPU_DEVICES", "1"))
+        cpu_devices = cpu_device_count(os.environ)
     if cpu_devices > 1:
         try:
             jax.config.update("jax_num_cpu_devices", cpu_devices)

@@ -28,7 +28,7 @@ the wall time per config (= one training job) of
 
   fused     ``harness-train -m <sweep>`` (the fused launcher, one process), cold: a fresh,
             empty persistent compile cache; then warm (same cache, new sweep folder); and
-            with ``HARNESS_CPU_DEVICES=2`` (cold);
+            with ``HARNESS_CPU_DEVICES=1`` (cold; the default is 2);
   basic     ``harness-train -m hydra/launcher=basic <sweep>`` (Hydra's basic launcher: one job
             after another in one process), the whole sweep;
   loop      a shell loop of single ``harness-train`` runs (one process per job) on a subset:
@@ -105,7 +105,7 @@ class Workload:
     torch_subset: int  # configs the PyTorch loop runs (per thread count)
     keras_subset: int  # configs Keras runs
     loop_extra: int = 1  # warm single runs per compile structure in the shell loop
-    devices_variant: bool = True  # also run the fused sweep with HARNESS_CPU_DEVICES=2
+    devices_variant: bool = True  # also run the fused sweep with HARNESS_CPU_DEVICES=1 (the default is 2)
     scale_variant: bool = False  # also run the fused sweep with 4x the seeds (marginal cost per config)
 
     @property
@@ -695,9 +695,9 @@ def bench_workload(w: Workload, runner: Runner, peak: dict[str, Any], seed: int,
            lambda: run_sweep(runner, w, f"{w.name}-fused-noprecompile", [], runner.fresh_cache(f"{w.name}-nopre"),
                              extra=["hydra.launcher.progress=false", "hydra.launcher.precompile=false"]))
     if w.devices_variant:
-        record("fused_dev2", "fused launcher, HARNESS_CPU_DEVICES=2, cold",
-               lambda: run_sweep(runner, w, f"{w.name}-fused-dev2", [], runner.fresh_cache(f"{w.name}-dev2"),
-                                 env={"HARNESS_CPU_DEVICES": "2"}, extra=["hydra.launcher.progress=false"]))
+        record("fused_dev1", "fused launcher, HARNESS_CPU_DEVICES=1, cold",
+               lambda: run_sweep(runner, w, f"{w.name}-fused-dev1", [], runner.fresh_cache(f"{w.name}-dev1"),
+                                 env={"HARNESS_CPU_DEVICES": "1"}, extra=["hydra.launcher.progress=false"]))
     if w.scale_variant:
         big = w.scaled(4)
         record("fused_x4", f"fused launcher, cold, {len(big.configs())} configs (seeds x4)",
@@ -810,7 +810,7 @@ def commands(w: Workload) -> list[str]:
     one = " ".join(w.job_overrides(w.configs()[0]) + COMMON)
     return [
         f"HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {sweep} hydra.sweep.dir=... hydra.launcher.progress=false",
-        f"HARNESS_CPU_DEVICES=2 HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {sweep} hydra.sweep.dir=...",
+        f"HARNESS_CPU_DEVICES=1 HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {sweep} hydra.sweep.dir=...",
         f"HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {sweep} hydra/launcher=basic hydra.sweep.dir=...",
         f"for each job: harness-train {one} hydra.run.dir=...   # one process per job, shared cache",
         f"HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {sweep} hydra/launcher=joblib hydra.launcher.n_jobs={CORES} "
@@ -1198,15 +1198,10 @@ def code_state() -> str:
 
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"nproc": CORES, "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        cpu = Path("/proc/cpuinfo").read_text()
-        m = re.search(r"model name\s*:\s*(.*)", cpu)
-        info["cpu"] = m.group(1).strip() if m else "?"
-        flags = re.search(r"flags\s*:\s*(.*)", cpu)
-        fl = flags.group(1).split() if flags else []
-        info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in fl)
-    except OSError:
-        info["cpu"] = "?"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import reference_results
+
+    info.update(reference_results.cpu())  # the CPU model and the vector extensions XLA compiles for
     try:
         mem = Path("/proc/meminfo").read_text()
         info["mem_gib"] = round(int(re.search(r"MemTotal:\s*(\d+)", mem).group(1)) / 2**20, 1)

@@ -160,9 +160,14 @@ def bench_sweep(name: str, runner, quick: bool, seed: int) -> dict[str, Any]:
     variants: dict[str, Any] = {}
     _record(variants, "fused_cold", f"fused launcher, cold, {sw.n} configs, logger=none output.plots=false",
             lambda: run_harness_sweep(runner, f"{name}-fused-cold", sw.overrides() + NO_EXTRAS, sw.n))
+    _record(variants, "fused_cold_dev1", "the same, HARNESS_CPU_DEVICES=1 (one CPU device; the default is 2)",
+            lambda: run_harness_sweep(runner, f"{name}-fused-cold-dev1", sw.overrides() + NO_EXTRAS, sw.n,
+                                      env={"HARNESS_CPU_DEVICES": "1"}))
     _peers(runner, w, variants, seed, keras=name == "sweep256", func=name == "sweep256")
     return {"configs": sw.n, "variants": variants, "when": dt.datetime.now().isoformat(timespec="seconds"),
-            "commands": [f"HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {' '.join(sw.overrides() + NO_EXTRAS)}"]}
+            "commands": [f"HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m {' '.join(sw.overrides() + NO_EXTRAS)}",
+                         f"HARNESS_CPU_DEVICES=1 HARNESS_CACHE_DIR=$(mktemp -d) harness-train -m "
+                         f"{' '.join(sw.overrides() + NO_EXTRAS)}"]}
 
 
 def bench_basic32(runner, quick: bool) -> dict[str, Any]:

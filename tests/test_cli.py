@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import pytest
 
 from conftest import run_cli
@@ -202,15 +203,28 @@ def test_sweep_subdir_interpolating_a_job_value(tmp_path):
 
 
 def test_members_sharded_over_two_cpu_devices_train_as_on_one(tmp_path):
-    """HARNESS_CPU_DEVICES=2 splits a group's member axis over two devices: every job trains
-    (with and without checkpoint segments) and stores the metrics one device gives."""
-    sweep = ["-m", "data=spiral", "train.epochs=5", "seed=range(4)", "logger=none", "output.plots=false"]
+    """HARNESS_CPU_DEVICES=2 splits a group of 8 members over two devices: every job trains
+    (with and without checkpoint segments, bitwise the same) and stores the metrics one device
+    gives, to float32 rounding (the split changes the last bits)."""
+    sweep = ["-m", "data=spiral", "train.epochs=5", "seed=range(8)", "logger=none", "output.plots=false"]
     runs = {}
     for name, devices, extra in (("one", "1", []), ("two", "2", []), ("two_ckpt", "2", ["train.checkpoint_every=2"])):
         proc = run_cli([*sweep, *extra, f"hydra.sweep.dir={name}"], tmp_path, env={"HARNESS_CPU_DEVICES": devices})
         assert proc.returncode == 0, proc.stderr
         runs[name] = _results(tmp_path / name)
-        assert len(runs[name]) == 4 and all(r["status"] == "ok" for r in runs[name].values()), proc.stderr
+        assert len(runs[name]) == 8 and all(r["status"] == "ok" for r in runs[name].values()), proc.stderr
     assert {r["timings"]["devices"] for r in runs["two"].values()} == {2}
+    assert {r["timings"]["devices"] for r in runs["one"].values()} == {1}
     for job, result in runs["one"].items():
-        assert runs["two"][job]["metrics"] == result["metrics"] == runs["two_ckpt"][job]["metrics"]
+        assert runs["two"][job]["metrics"] == runs["two_ckpt"][job]["metrics"]
+        assert runs["two"][job]["metrics"] == pytest.approx(result["metrics"], rel=1e-5, abs=1e-6)
+
+
+def test_a_group_is_split_only_where_each_device_gets_four_members():
+    from harness.train.engine import MIN_MEMBERS_PER_DEVICE, member_devices
+
+    devices = len(jax.local_devices())  # tests/conftest.py: as harness-train makes them (default 2)
+    assert MIN_MEMBERS_PER_DEVICE == 4
+    assert [len(member_devices(n)) for n in (1, 4, 7, 8, 9, 256)] == [1, 1, 1, *[min(devices, 2)] * 3]
+
+

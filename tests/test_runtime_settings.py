@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import SHRINK, compose_config, run_cli
-from harness.runtime import CACHE_MAX_BYTES, CPU_FLAG, accelerator_plugins, cache_settings, xla_flags
+from harness.errors import ConfigError
+from harness.runtime import (CACHE_MAX_BYTES, CPU_DEVICES, CPU_FLAG, accelerator_plugins, cache_settings, cpu_device_count,
+                             xla_flags)
 from harness.train.engine import run_group
 
 
@@ -50,6 +52,27 @@ def test_users_jax_cache_settings_reach_jax(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == [str(tmp_path / "mine"), 7.0, CACHE_MAX_BYTES]
     assert not (tmp_path / "harness" / "jax-compile").exists()
+
+
+def test_cpu_devices_are_two_unless_set_whatever_the_core_count():
+    assert CPU_DEVICES == 2
+    assert cpu_device_count({}) == cpu_device_count({"HARNESS_CPU_DEVICES": ""}) == CPU_DEVICES
+    assert cpu_device_count({"HARNESS_CPU_DEVICES": " 3 "}) == 3
+    assert cpu_device_count({"HARNESS_CPU_DEVICES": "1"}) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "auto"])
+def test_a_cpu_device_count_that_is_not_a_whole_number_is_refused(value):
+    with pytest.raises(ConfigError, match="HARNESS_CPU_DEVICES=.* is not allowed: a whole number of CPU devices, 1 or more"):
+        cpu_device_count({"HARNESS_CPU_DEVICES": value})
+
+
+def test_a_bad_cpu_device_count_is_one_line_and_writes_nothing(tmp_path):
+    done = run_cli(["train.epochs=1", *SHRINK], tmp_path, env={"HARNESS_CPU_DEVICES": "two"})
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: HARNESS_CPU_DEVICES='two' is not allowed: "
+                                   "a whole number of CPU devices, 1 or more")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(bool(accelerator_plugins()), reason="a GPU plugin is installed: cuda may really start")

@@ -83,10 +83,18 @@ class Program:
     field: Any = None
 
 
+# A group is split over devices only where each gets this many members: from 8 members on, two
+# CPU devices cut the run phase (MLP, CNN, GRU); at 2-4 they changed nothing measurable
+# (scripts/profile_devices.py, docs/benchmarks.md), and an unsplit group keeps the same bits on
+# any device count.
+MIN_MEMBERS_PER_DEVICE = 4
+
+
 def member_devices(num_members: int) -> list:
-    """Devices the member axis is sharded over: all local devices that the members fill."""
+    """Devices the member axis is sharded over: as many local devices as get
+    :data:`MIN_MEMBERS_PER_DEVICE` members each, at least one."""
     devices = jax.local_devices()
-    return devices[: max(1, min(len(devices), num_members))]
+    return devices[: max(1, min(len(devices), num_members // MIN_MEMBERS_PER_DEVICE))]
 
 
 def _pad_rows(tree: dict[str, np.ndarray], multiple: int, at_least: int = 0) -> tuple[dict[str, np.ndarray], int]:
@@ -110,7 +118,8 @@ def _segment_periods(cfg0: DictConfig, dataset: Dataset, segment_periods: int) -
 
 def _program_key(cfgs: Sequence[DictConfig], pad_to: int, segment_periods: int) -> tuple[tuple, int, list]:
     """(cache key, padded member count, devices) of the program that trains ``cfgs``."""
-    devices = member_devices(len(cfgs))
+    # By the padded count: every chunk of a group (padded to its largest) gets one program.
+    devices = member_devices(max(len(cfgs), pad_to))
     padded = math.ceil(max(len(cfgs), pad_to) / len(devices)) * len(devices)
     return (group_key(cfgs[0]), padded, segment_periods, tuple(d.id for d in devices)), padded, devices
 
@@ -218,7 +227,7 @@ def _member_inputs(cfgs: Sequence[DictConfig], dataset: Dataset, pad_to: int, de
     grid = boundary_grid(dataset, int(cfgs[0].output.boundary_resolution))
     data = {k: jnp.asarray(v) for k, v in prepare_data(dataset, grid).items()}
     hparams = stack_hparams(cfgs)
-    devices = devices or member_devices(len(cfgs))
+    devices = devices or member_devices(max(len(cfgs), pad_to))
     hparams, n_members = _pad_rows(hparams, len(devices), pad_to)
     keys = np.asarray(jax.vmap(jax.random.PRNGKey)(jnp.asarray(hparams["seed"])))
     mesh = Mesh(np.asarray(devices), ("members",))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -17,8 +18,6 @@ from harness.runtime import cpu_device_count
 # In-process training gets the CPU devices harness-train makes (HARNESS_CPU_DEVICES, default 2),
 # before anything starts JAX's backend: a group split over two devices differs from one in its
 # last bits, and tests compare in-process groups with the command's.
-import jax  # noqa: E402
-
 jax.config.update("jax_num_cpu_devices", cpu_device_count(os.environ))
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -226,5 +226,3 @@ def test_a_group_is_split_only_where_each_device_gets_four_members():
     devices = len(jax.local_devices())  # tests/conftest.py: as harness-train makes them (default 2)
     assert MIN_MEMBERS_PER_DEVICE == 4
     assert [len(member_devices(n)) for n in (1, 4, 7, 8, 9, 256)] == [1, 1, 1, *[min(devices, 2)] * 3]
-
-

@@ -4,7 +4,7 @@ A run's folder holds ``result.json`` (the record), ``curves.csv`` (metrics per e
 and optional extras (``boundary.npz``, ``params.npz``, plots). ``result.json`` is written
 last, so its presence means the run is complete; every write goes to a temp file in the
 same folder first and is renamed into place, so a crash never leaves a truncated file.
-No pickle anywhere: JSON, CSV and ``.npz`` read with ``allow_pickle=False``.
+No pickle on disk: JSON, CSV and ``.npz`` read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -56,6 +57,7 @@ class _Template:
     cfg: DictConfig  # the task config (no hydra node)
     hydra: dict  # the hydra node as plain data (interpolations kept, as to_yaml writes them)
     keys: tuple[str, ...]  # the value keys its overrides set
+    sweep_dir: str  # hydra.sweep.dir, resolved once (~4 ms a job: ${now:...} goes through OmegaConf)
 
 
 @dataclasses.dataclass
@@ -145,7 +147,7 @@ class SweepComposer:
             if template is None:  # later jobs of this structure start from a pristine copy
                 self.templates[structure] = self._template(copy.deepcopy(full), keys)
             return self._job(idx, overrides, made, made.cfg, [], full=full)
-        cfg = copy.deepcopy(template.cfg)
+        cfg = _copy(template.cfg)
         updates = []
         for o in values:
             OmegaConf.update(cfg, o.key_or_group, o.value(), merge=False)  # typed: the schema checks it
@@ -157,7 +159,8 @@ class SweepComposer:
         cfg = copy.deepcopy(full)
         with open_dict(cfg):
             del cfg["hydra"]
-        return _Template(full, cfg, OmegaConf.to_container(full.hydra, resolve=False, enum_to_str=True), keys)
+        return _Template(full, cfg, OmegaConf.to_container(full.hydra, resolve=False, enum_to_str=True), keys,
+                         str(OmegaConf.select(full, "hydra.sweep.dir")))  # ${now:...}: Hydra caches it per run
 
     def _job(self, idx: int, overrides: list[str], template: _Template, cfg: DictConfig,
              values: list, *, full: Optional[DictConfig] = None, parsed=None) -> ComposedJob:
@@ -189,5 +192,10 @@ class SweepComposer:
             config = job.sweep_config()
             HydraConfig.instance().set_config(config)
             sub = str(OmegaConf.select(config, "hydra.sweep.subdir"))
-        sweep_dir = OmegaConf.select(template.full, "hydra.sweep.dir")  # ${now:...} is cached per run
-        return Path(os.path.abspath(Path(str(sweep_dir)) / sub))
+        return Path(os.path.abspath(Path(template.sweep_dir) / sub))
+
+
+def _copy(cfg: DictConfig) -> DictConfig:
+    """An independent copy of a typed config, flags and schema types kept: what
+    ``copy.deepcopy`` gives, through pickle (a 96-key job config: ~1.7 ms against ~5 ms)."""
+    return pickle.loads(pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL))

@@ -163,6 +163,14 @@ def main() -> None:
         interrupted()
 
 
+def command() -> None:
+    """``harness-train`` and ``python -m harness.train``: :func:`main`, then the process
+    ends without Python's teardown (:func:`harness.runtime.run_command`)."""
+    from harness.runtime import run_command
+
+    run_command(main)
+
+
 def interrupted() -> None:
     """Ctrl-C: one line and exit status 130 (128 + SIGINT), no traceback. Every record is
     written whole (a temp file renamed), so what is stored is complete."""
@@ -172,4 +180,4 @@ def interrupted() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    command()

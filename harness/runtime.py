@@ -16,15 +16,21 @@ sets nothing (JAX reads its ``JAX_<SETTING>`` variables itself, XLA its ``XLA_FL
   backend, hence this module.
 - A ``JAX_PLATFORMS`` that this machine cannot start is a :class:`ConfigError` (one line),
   not JAX's traceback.
+
+And how a console command ends: :func:`run_command` (the process exits without Python's
+teardown of the modules it loaded).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import pkgutil
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import ConfigError
 
@@ -154,3 +160,51 @@ def setup_jax(cpu_devices: int | None = None, compile_cache: bool | None = None)
         except OSError:
             pass  # an unwritable cache is a slowdown, not an error
     check_platform()
+
+
+def run_command(main: Callable[[], Any]) -> NoReturn:
+    """Run a console command's ``main`` and end the process with its exit status, as
+    ``sys.exit(main())`` would, but without Python's interpreter teardown.
+
+    After a harness command, tearing the interpreter down (freeing every loaded module's
+    objects, then the C++ state of jaxlib, pandas, matplotlib, ...) took 0.4-1.2 s here each
+    time, for nothing anyone reads (docs/benchmarks.md). What a normal exit does that
+    matters still happens, in the same order: threading's exit hooks run and the threads that
+    are not daemons are joined, the ``atexit`` handlers run (logging's flush, multiprocessing's children, W&B's and JAX's
+    own), stdout and stderr are flushed. Under a tracer or profiler (coverage,
+    ``python -m cProfile``), which may write its results during teardown, the process ends
+    the normal way. An exception other than ``SystemExit`` propagates as usual.
+    """
+    try:
+        status = main()
+    except SystemExit as exc:
+        status = exc.code
+    if _observed():
+        raise SystemExit(status)
+    if status is None:
+        code = 0
+    elif isinstance(status, int):
+        code = status
+    else:  # sys.exit("message"): the message on stderr, status 1
+        print(status, file=sys.stderr)
+        code = 1
+    # As the interpreter's own shutdown, in its order: threading's exit hooks (an idle
+    # ThreadPoolExecutor's workers are told to stop there), the join of every thread that is
+    # not a daemon, then the atexit handlers.
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # a closed pipe or stream: nothing to flush into
+            pass
+    os._exit(code & 0xFF)  # what the OS keeps of a status, as for sys.exit(-1) -> 255
+
+
+def _observed() -> bool:
+    """Whether a tracer or profiler watches this process (``sys.settrace``/``setprofile``,
+    or a ``sys.monitoring`` tool on Python 3.12+)."""
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(tool) is not None for tool in range(6))

@@ -1,5 +1,5 @@
 """``python -m harness.claim``: the same as the ``harness-claim`` command."""
 
-from harness.claim.cli import main
+from harness.claim.cli import command
 
-main()
+command()

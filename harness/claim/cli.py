@@ -143,5 +143,13 @@ def main() -> None:
     _hydra_main()
 
 
+def command() -> None:
+    """``harness-claim`` and ``python -m harness.claim``: :func:`main`, then the process ends
+    without Python's teardown (:func:`harness.runtime.run_command`)."""
+    from harness.runtime import run_command
+
+    run_command(main)
+
+
 if __name__ == "__main__":
-    main()
+    command()

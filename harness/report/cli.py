@@ -282,5 +282,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(code)
 
 
+def command() -> None:
+    """``harness-table``: :func:`main`, then the process ends without Python's teardown
+    (:func:`harness.runtime.run_command`)."""
+    from harness.runtime import run_command
+
+    run_command(main)
+
+
 if __name__ == "__main__":
-    main()
+    command()

@@ -95,5 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if counts["failed"] else 0
 
 
+def command() -> None:
+    """``harness-plot``: :func:`main`, then the process ends without Python's teardown
+    (:func:`harness.runtime.run_command`)."""
+    from harness.runtime import run_command
+
+    run_command(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

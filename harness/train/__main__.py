@@ -1,5 +1,5 @@
 """``python -m harness.train``: the same as the ``harness-train`` command."""
 
-from harness.cli import main
+from harness.cli import command
 
-main()
+command()

@@ -24,10 +24,12 @@ teardown of the modules it loaded).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pkgutil
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -168,37 +170,77 @@ def run_command(main: Callable[[], Any]) -> NoReturn:
 
     After a harness command, tearing the interpreter down (freeing every loaded module's
     objects, then the C++ state of jaxlib, pandas, matplotlib, ...) took 0.4-1.2 s here each
-    time, for nothing anyone reads (docs/benchmarks.md). What a normal exit does that
-    matters still happens, in the same order: threading's exit hooks run and the threads that
-    are not daemons are joined, the ``atexit`` handlers run (logging's flush, multiprocessing's children, W&B's and JAX's
-    own), stdout and stderr are flushed. Under a tracer or profiler (coverage,
-    ``python -m cProfile``), which may write its results during teardown, the process ends
-    the normal way. An exception other than ``SystemExit`` propagates as usual.
+    time, for nothing anyone reads (docs/benchmarks.md). What a normal exit does before that
+    still happens, in the same order: threading's exit hooks run and the threads that are not
+    daemons are joined, the ``atexit`` handlers run (logging's flush and close, multiprocessing's
+    children, ``weakref.finalize`` and so ``TemporaryDirectory``, W&B's and JAX's own), Python's
+    and C's standard streams are flushed; a failed flush exits 120, as Python does. What is
+    skipped is the finalizers of objects still alive (``__del__``): a command closes its files
+    itself (the harness writes with ``with`` or a temp file renamed into place) and relies on
+    no finalizer. Under a tracer or profiler (coverage, ``python -m cProfile``), which may
+    write its results during teardown, or where this Python lacks the hooks used, the process
+    ends the normal way. An exception other than ``SystemExit`` propagates as usual.
     """
     try:
         status = main()
     except SystemExit as exc:
         status = exc.code
-    if _observed():
+    shutdown = getattr(threading, "_shutdown", None)
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if _observed() or shutdown is None or run_exitfuncs is None:
         raise SystemExit(status)
-    if status is None:
-        code = 0
-    elif isinstance(status, int):
-        code = status
-    else:  # sys.exit("message"): the message on stderr, status 1
-        print(status, file=sys.stderr)
-        code = 1
+    code = _exit_status(status)
     # As the interpreter's own shutdown, in its order: threading's exit hooks (an idle
     # ThreadPoolExecutor's workers are told to stop there), the join of every thread that is
-    # not a daemon, then the atexit handlers.
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    # not a daemon, then the atexit handlers. An error while joining (Ctrl-C) is reported and
+    # ignored, as Python does, and the status stays main's.
+    try:
+        shutdown()
+    except BaseException:  # noqa: BLE001 - as Python: "Exception ignored", then the exit goes on
+        print("Exception ignored in: <module 'threading'>", file=sys.stderr)
+        traceback.print_exc()
+    run_exitfuncs()
+    if not _flush_streams():
+        code = 120  # what Python exits with when it cannot flush stdout or stderr at exit
+    os._exit(code)
+
+
+def _exit_status(status: Any) -> int:
+    """The process status ``sys.exit(status)`` gives: None 0, an int modulo 256 (one that
+    does not fit a C long 255), anything else printed to stderr and 1."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status & 0xFF if -(1 << 63) <= status < (1 << 63) else 255
+    print(status, file=sys.stderr)
+    return 1
+
+
+def _flush_streams() -> bool:
+    """Flush Python's standard streams (the current ones and the originals, which a
+    redirection may have left behind) and C's stdio buffers; False when a flush failed."""
+    ok = True
+    seen: set[int] = set()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        if stream is None or id(stream) in seen:
+            continue
+        seen.add(id(stream))
         try:
             stream.flush()
-        except (OSError, ValueError, AttributeError):  # a closed pipe or stream: nothing to flush into
+        except ValueError:  # closed: nothing to flush
             pass
-    os._exit(code & 0xFF)  # what the OS keeps of a status, as for sys.exit(-1) -> 255
+        except OSError as exc:  # a full disk, a closed pipe: the output is incomplete
+            ok = False
+            with contextlib.suppress(Exception):
+                print(f"Exception ignored while flushing {getattr(stream, 'name', stream)!s}: {exc!r}",
+                      file=sys.__stderr__)
+    try:  # text a C library printed (libc's exit() would flush it; os._exit does not)
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no libc to load (not POSIX)
+        pass
+    return ok
 
 
 def _observed() -> bool:

@@ -39,27 +39,33 @@ def _python_files() -> list[Path]:
 
 
 def _round_trip_only(tree: ast.AST, where: str) -> list[str]:
-    """Uses of pickle other than ``pickle.loads(pickle.dumps(...))``."""
-    found, inner = [], set()
+    """Uses of ``pickle`` other than ``pickle.loads(pickle.dumps(...))`` and its protocol
+    constants (an alias, ``getattr(pickle, ...)``, ``pickle.load(file)``, bytes kept aside)."""
+    found, allowed = [], set()  # allowed: ids of the ``pickle`` names of allowed uses
     for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "pickle" \
+                and node.attr in ("HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL"):
+            allowed.add(id(node.value))
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "pickle.loads":
             arg = node.args[0] if node.args else None
-            if isinstance(arg, ast.Call) and ast.unparse(arg.func) == "pickle.dumps":
-                inner.add(id(node.func))
-                inner.add(id(arg.func))
-                continue
-            found.append(f"{where}:{node.lineno} loads pickle bytes it did not just make")
-            inner.add(id(node.func))  # said once
+            if isinstance(arg, ast.Call) and ast.unparse(arg.func) == "pickle.dumps" and len(node.args) == 1:
+                allowed.update((id(node.func.value), id(arg.func.value)))
+            else:
+                found.append(f"{where}:{node.lineno} loads pickle bytes it did not just make")
+                allowed.add(id(node.func.value))  # said once
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "pickle" and id(node) not in inner \
-                and node.attr not in ("HIGHEST_PROTOCOL", "DEFAULT_PROTOCOL"):
-            found.append(f"{where}:{node.lineno} uses pickle.{node.attr} outside an in-memory round trip")
+        if isinstance(node, ast.Name) and node.id == "pickle" and id(node) not in allowed:
+            found.append(f"{where}:{node.lineno} uses pickle outside an in-memory round trip")
     return found
 
 
 def _problems(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    relative = path.relative_to(ROOT).as_posix()
+    return _source_problems(path.read_text(), path.relative_to(ROOT).as_posix())
+
+
+def _source_problems(source: str, relative: str) -> list[str]:
+    """What the scan finds in ``source``, the code of the file ``relative`` (to the repo)."""
+    tree = ast.parse(source, filename=relative)
     found = _round_trip_only(tree, relative) if relative in IN_MEMORY_PICKLE else []
     for node in ast.walk(tree):
         where = f"{relative}:{getattr(node, 'lineno', 0)}"
@@ -68,6 +74,11 @@ def _problems(path: Path) -> list[str]:
                       and not (a.name == "pickle" and a.asname is None and relative in IN_MEMORY_PICKLE)]
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in UNSAFE_MODULES:
             found.append(f"{where} imports from {node.module}")
+        elif isinstance(node, ast.ImportFrom) and any(a.name in UNSAFE_MODULES for a in node.names):
+            found.append(f"{where} imports {', '.join(a.name for a in node.names if a.name in UNSAFE_MODULES)} "
+                         f"from {node.module}")
+        elif isinstance(node, ast.Attribute) and node.attr in UNSAFE_MODULES:
+            found.append(f"{where} reads {ast.unparse(node)}")
         elif isinstance(node, ast.ImportFrom) and node.module in ("hydra.utils",):
             found += [f"{where} imports hydra.utils.{a.name}" for a in node.names if a.name in ("instantiate", "call")]
         elif isinstance(node, ast.Call):
@@ -103,9 +114,16 @@ def test_the_pickle_exception_allows_only_in_memory_round_trips(tmp_path):
     assert problems("import pickle\ncopy = pickle.loads(pickle.dumps(x, protocol=pickle.HIGHEST_PROTOCOL))") == []
     assert problems("import pickle\npickle.loads(data)") == ["m.py:2 loads pickle bytes it did not just make"]
     assert problems("import pickle\npickle.load(open('f', 'rb'))") == [
-        "m.py:2 uses pickle.load outside an in-memory round trip"]
+        "m.py:2 uses pickle outside an in-memory round trip"]
     assert problems("import pickle\nblob = pickle.dumps(x)\npickle.loads(blob)") == [
-        "m.py:3 loads pickle bytes it did not just make", "m.py:2 uses pickle.dumps outside an in-memory round trip"]
+        "m.py:3 loads pickle bytes it did not just make", "m.py:2 uses pickle outside an in-memory round trip"]
+    for hidden in ("getattr(pickle, 'loads')(data)", "p = pickle\np.load(f)", "vars(pickle)['loads'](data)"):
+        assert problems(f"import pickle\n{hidden}"), hidden
+
+
+def test_pickle_reached_through_another_module_is_found():
+    for code in ("from harness.sweep.compose import pickle", "from harness.sweep import compose\ncompose.pickle.loads(b)"):
+        assert _source_problems(code, "harness/other.py"), code
 
 
 def test_targets_only_from_the_harness_plugin_registry():

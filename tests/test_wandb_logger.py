@@ -21,6 +21,7 @@ import pytest
 
 wandb = pytest.importorskip("wandb")
 
+from google.protobuf.message import DecodeError  # noqa: E402 - protobuf comes with wandb
 from wandb.proto import wandb_internal_pb2 as pb  # noqa: E402
 
 from harness import store  # noqa: E402
@@ -49,6 +50,8 @@ def read_records(path: Path) -> list:
         if kind == 0 and length == 0:  # zero padding up to the next block
             pos += left
             continue
+        if pos + 7 + length > len(data):  # a chunk W&B's core process is still writing
+            break
         chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         pending = chunk if kind in (1, 2) else pending + chunk
@@ -65,7 +68,13 @@ def finished_records(log: Path, timeout_s: float = 30.0) -> list:
     can return while wandb's core process is still writing the file (seen with wandb 0.31)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        records = read_records(log)
+        try:
+            records = read_records(log)
+        except DecodeError:  # caught between a chunk's header and its bytes: read it again
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+            continue
         if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
             return records
         time.sleep(0.05)

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config import CONF_PATH, register_configs
 from harness.errors import ConfigError, DataError
 from harness.hydra_errors import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED
+from harness.runtime import console_command
 from harness.store import RESULT_FILE
 
 log = logging.getLogger("harness")
@@ -163,12 +164,7 @@ def main() -> None:
         interrupted()
 
 
-def command() -> None:
-    """``harness-train`` and ``python -m harness.train``: :func:`main`, then the process
-    ends without Python's teardown (:func:`harness.runtime.run_command`)."""
-    from harness.runtime import run_command
-
-    run_command(main)
+command = console_command(main)  # harness-train and python -m harness.train
 
 
 def interrupted() -> None:

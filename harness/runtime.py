@@ -164,6 +164,17 @@ def setup_jax(cpu_devices: int | None = None, compile_cache: bool | None = None)
     check_platform()
 
 
+def console_command(main: Callable[[], Any]) -> Callable[[], NoReturn]:
+    """A console entry point (pyproject's ``[project.scripts]``, a ``__main__`` module) that
+    runs ``main`` through :func:`run_command`; callers in the same process call ``main``."""
+
+    def command() -> NoReturn:
+        run_command(main)
+
+    command.__doc__ = f"``{main.__module__}.main``, then the process ends without Python's teardown."
+    return command
+
+
 def run_command(main: Callable[[], Any]) -> NoReturn:
     """Run a console command's ``main`` and end the process with its exit status, as
     ``sys.exit(main())`` would, but without Python's interpreter teardown.

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.config import CONF_PATH
 from harness.errors import ConfigError
+from harness.runtime import console_command
 
 log = logging.getLogger("harness.claim")
 
@@ -143,12 +144,7 @@ def main() -> None:
     _hydra_main()
 
 
-def command() -> None:
-    """``harness-claim`` and ``python -m harness.claim``: :func:`main`, then the process ends
-    without Python's teardown (:func:`harness.runtime.run_command`)."""
-    from harness.runtime import run_command
-
-    run_command(main)
+command = console_command(main)  # harness-claim and python -m harness.claim
 
 
 if __name__ == "__main__":

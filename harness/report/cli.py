@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.runtime import console_command
+
 EXIT_USAGE = 2
 FORMATS = {"md": "to_markdown", "csv": "to_csv", "tex": "to_latex"}
 # Columns that describe a run rather than configure it: never offered as --by suggestions.
@@ -282,12 +284,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     raise SystemExit(code)
 
 
-def command() -> None:
-    """``harness-table``: :func:`main`, then the process ends without Python's teardown
-    (:func:`harness.runtime.run_command`)."""
-    from harness.runtime import run_command
-
-    run_command(main)
+command = console_command(main)  # harness-table
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from harness import store
+from harness.runtime import console_command
 
 FIGURES = ("curves.png", "boundary.png", "confusion.png")  # what write_run_plots may draw
 DRAWN = ("ok", "diverged")  # statuses of a record that has curves to draw
@@ -95,12 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if counts["failed"] else 0
 
 
-def command() -> None:
-    """``harness-plot``: :func:`main`, then the process ends without Python's teardown
-    (:func:`harness.runtime.run_command`)."""
-    from harness.runtime import run_command
-
-    run_command(main)
+command = console_command(main)  # harness-plot
 
 
 if __name__ == "__main__":

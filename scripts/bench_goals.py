@@ -185,7 +185,9 @@ def bench_basic32(runner, quick: bool) -> dict[str, Any]:
 
 
 EXTRAS = {
-    "default": ("defaults as shipped (W&B offline member runs, output.plots=auto)", []),
+    "default": ("defaults as shipped (W&B offline, hydra.launcher.wandb=auto: above 64 members one run per compile "
+                "group; output.plots=auto)", []),
+    "member": ("defaults + hydra.launcher.wandb=member (a W&B run per member)", ["hydra.launcher.wandb=member"]),
     "default_noplots": ("defaults + output.plots=false", ["output.plots=false"]),
     "none_plots": ("logger=none (plots as shipped)", ["logger=none"]),
     "none": ("logger=none output.plots=false", NO_EXTRAS),

@@ -34,6 +34,7 @@ SINGLE = [
     # item 6: launcher options and key removals, named like any other key
     (["-m", "seed=0,1", "hydra.launcher.max_members=0", "hydra.sweep.dir=S"], "hydra.launcher.max_members"),
     (["-m", "seed=0,1", "hydra.launcher.wandb=bogus", "hydra.sweep.dir=S"], "hydra.launcher.wandb"),
+    (["-m", "seed=0,1", "hydra.launcher.wandb_members=-1", "hydra.sweep.dir=S"], "hydra.launcher.wandb_members"),
     (["~seed"], "~seed is not allowed: removing a key of the schema"),
     (["-m", "seed=range(0)", "hydra.sweep.dir=S"], "seed=range(0)"),
 ]

@@ -268,6 +268,41 @@ def test_log_group_offline(tmp_path):
     assert [r[columns.index("status")] for r in table["data"]] == ["ok", "ok", "diverged"]
 
 
+def test_group_run_charts_every_members_curve_per_metric(tmp_path):
+    """With the members' folders a group run holds, per metric, one line-series chart whose
+    table has a line per member (named by its index and varying config) over all its steps."""
+    results, run_dirs = [], []
+    for seed, lr in ((0, 0.1), (1, 0.01)):
+        run_dirs.append(tmp_path / f"m{seed}")
+        run_dirs[-1].mkdir()
+        results.append(_fake_run(run_dirs[-1], seed=seed, lr=lr, pngs=False))
+    run_id = wl.log_group(tmp_path / "group", results, LoggerConfig(), name="g0", run_dirs=run_dirs)
+    run = read_offline_run(tmp_path / "group", run_id)
+    (row,) = run["history"]
+    # W&B logs a chart's table under "<key>_table".
+    charts = {k.removesuffix("_table.path") for k in row if k.startswith("curves/") and k.endswith("_table.path")}
+    assert charts == {"curves/test/accuracy", "curves/test/loss", "curves/train/accuracy", "curves/train/loss"}
+    table = json.loads((run["dir"] / "files" / row["curves/test/accuracy_table.path"]).read_text())
+    assert table["columns"] == ["step", "lineKey", "lineVal"]
+    lines = {}
+    for step, key, value in table["data"]:
+        lines.setdefault(key, []).append((step, value))
+    assert sorted(lines) == ["0 optim.lr=0.1 seed=0", "1 optim.lr=0.01 seed=1"]
+    assert all([s for s, _ in points] == STEPS for points in lines.values())
+    assert [v for _, v in lines["0 optim.lr=0.1 seed=0"]] == pytest.approx(np.linspace(0.5, 0.9, len(STEPS)))
+
+
+def test_curve_charts_keep_every_kth_evaluation_to_stay_within_the_row_cap():
+    """Over the cap, each member keeps every k-th evaluation plus its last, and the title says k."""
+    curves = [[{"step": s, "test/loss": float(s)} for s in range(10)] for _ in range(3)]  # 30 points
+    (chart,) = wl.curve_charts(curves, ["a", "b", "c"], max_rows=12).values()
+    kept = [row for row in chart.table.data if row[1] == "a"]
+    assert [row[0] for row in kept] == [0, 3, 6, 9]  # every 3rd (30 / 12 -> 3), the last kept
+    assert chart.spec.string_fields["title"] == "test/loss (1 evaluation in 3, and the last)"
+    (full,) = wl.curve_charts(curves, ["a", "b", "c"], max_rows=30).values()
+    assert len(full.table.data) == 30 and full.spec.string_fields["title"] == "test/loss"
+
+
 def test_run_identity_names_a_run_by_what_varies_in_its_sweep():
     jobs = [["optim.lr=0.1", "seed=0", "data=xor", "logger.group=g", "hydra.job.chdir=true"],
             ["optim.lr=0.01", "seed=0", "data=xor", "output.plots=false"],

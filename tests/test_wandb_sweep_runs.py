@@ -57,3 +57,53 @@ def test_sweep_runs_carry_group_names_tags_and_the_wandb_project(tmp_path, monke
         assert [a for a in run["artifacts"] if a[1] == "model"] == [(f"params-{run['id']}", "model", ["params.npz"])]
         names.add(run["name"])
     assert names == {"optim.lr=0.01", "optim.lr=0.1"}
+
+
+def _launcher_log(call) -> str:
+    """What the fused launcher logs while ``call`` runs (Hydra's logging set-up replaces the
+    root logger's handlers, pytest's capture among them: a handler on the launcher's own)."""
+    import io
+    import logging
+
+    text, logger = io.StringIO(), logging.getLogger("harness.fused")
+    handler = logging.StreamHandler(text)
+    logger.addHandler(handler)
+    try:
+        call()
+    finally:
+        logger.removeHandler(handler)
+    return text.getvalue()
+
+
+def test_auto_writes_a_run_per_member_up_to_the_limit_and_a_run_per_group_above(tmp_path, monkeypatch):
+    """``hydra.launcher.wandb=auto`` (the default): 3 tracked members with a limit of 3 get a
+    W&B run each; with a limit of 2 the same sweep writes one run per compile group (its
+    members table and a curves chart per metric), no member runs, and says so in one line."""
+    for name, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data"), ("WANDB_CONFIG_DIR", "config")):
+        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / sub))
+    common = ["optim.lr=0.01,0.1,1.0", "seed=1", "data=xor", "data.num_samples=40", "train.epochs=2",
+              "model.hidden=[2]", "output.plots=false", "hydra.launcher.writer=inline", "hydra.launcher.progress=false"]
+    at_limit = tmp_path / "at"
+    run_sweep(common + ["hydra.launcher.wandb_members=3", f"hydra.sweep.dir={at_limit}"], monkeypatch)
+    assert all(logged_run_id(d) for d in store.find_results(at_limit)) and not (at_limit / "wandb-groups").exists()
+
+    above = tmp_path / "above"
+    said = _launcher_log(lambda: run_sweep(common + ["hydra.launcher.wandb_members=2", f"hydra.sweep.dir={above}"],
+                                           monkeypatch))
+    assert said.count("W&B: 3 members > hydra.launcher.wandb_members=2: one run per compile group") == 1, said
+    run_dirs = list(store.find_results(above))
+    assert len(run_dirs) == 3 and not any(logged_run_id(d) for d in run_dirs)  # no member runs
+    (group_dir,) = (above / "wandb-groups").iterdir()
+    run = read_offline_run(group_dir, logged_run_id(group_dir))
+    assert run["config"]["num_members"] == 3
+    (row,) = run["history"]
+    assert {"members.path", "curves/test/accuracy_table.path", "curves/train/loss_table.path"} <= set(row)
+
+
+@pytest.mark.parametrize("mode, tracked, limit, runs", [
+    ("auto", 64, 64, "member"), ("auto", 65, 64, "group"), ("auto", 1, 0, "group"), ("auto", 0, 64, "none"),
+    ("member", 10_000, 64, "member"), ("group", 1, 64, "group"), ("none", 5, 64, "none")])
+def test_granularity_follows_the_mode_and_for_auto_the_member_limit(mode, tracked, limit, runs):
+    from harness.sweep.writer import granularity
+
+    assert granularity(mode, tracked, limit) == runs

@@ -24,7 +24,7 @@ from harness.config import draws_plots, resolved
 from harness.data.cache import dataset_for
 from harness.sweep import hydra_job
 from harness.sweep.compose import ComposedJob as Job
-from harness.sweep.writer import write_group_run, write_member_extras
+from harness.sweep.writer import granularity, write_group_run, write_member_extras
 from harness.track.wandb_logger import run_identity
 from harness.train.hparams import plan_groups
 
@@ -143,9 +143,22 @@ class Launch:
         return hydra_job.execute(job, task, self.launcher.hydra_context,
                                  callbacks=bool(self.launcher.config.hydra.callbacks))
 
+    @functools.cached_property
+    def wandb_runs(self) -> str:
+        """What W&B runs this launch writes: ``member``, ``group`` or ``none``
+        (:func:`harness.sweep.writer.granularity`), decided from all its jobs, stored earlier
+        or not, so a rerun of the same command decides the same."""
+        tracked = sum(1 for j in self.jobs if j.cfg.logger.name == "wandb")
+        chosen = granularity(self.launcher.wandb, tracked, self.launcher.wandb_members)
+        if self.launcher.wandb == "auto" and chosen == "group":
+            log.info(f"W&B: {tracked} members > hydra.launcher.wandb_members={self.launcher.wandb_members}: one run "
+                     "per compile group (members table, curves chart per metric); hydra.launcher.wandb=member "
+                     "for a run per member")
+        return chosen
+
     def _member_wandb(self, job: Job) -> str:
         """``member`` when the job gets its own W&B run, else ``none``."""
-        return "member" if self.launcher.wandb == "member" and job.cfg.logger.name == "wandb" else "none"
+        return "member" if self.wandb_runs == "member" and job.cfg.logger.name == "wandb" else "none"
 
     @functools.cached_property
     def _wandb_group(self) -> str:
@@ -172,7 +185,8 @@ class Launch:
         return [(g.key, [self.jobs[i] for i in g.members]) for g in groups]
 
     def _queue_group_runs(self) -> None:
-        """Queue one W&B run (``hydra.launcher.wandb=group``) for each compile group whose
+        """Queue one W&B run (``hydra.launcher.wandb=group``, or ``auto`` above its member
+        limit) for each compile group whose
         members all have a stored record by now, once per command.
 
         A group run covers the whole compile group (every chunk, members stored by earlier,
@@ -181,7 +195,7 @@ class Launch:
         config hashes, so a rerun after a kill replaces a half-written run, and a group whose
         run finished is not logged again (:func:`harness.track.wandb_logger.log_group`).
         """
-        if self.launcher.wandb != "group":
+        if self.wandb_runs != "group":
             return
         for key, members in self._compile_groups:
             if key in self.group_runs_queued:

@@ -42,7 +42,7 @@ from harness.sweep.compose import ComposedJob, SweepComposer
 from harness.sweep.local import LocalLaunch
 from harness.sweep.search import as_overrides, draw
 from harness.sweep.slurm import SlurmLaunch
-from harness.sweep.writer import MODES
+from harness.sweep.writer import MEMBER_RUNS_LIMIT, MODES
 from harness.track.wandb_logger import varying_keys
 
 # Hydra imports this module whenever it discovers plugins (every Hydra app, --help), before
@@ -64,7 +64,8 @@ class FusedLauncherConf:
     _target_: str = "hydra_plugins.harness_fused.fused_launcher.FusedLauncher"
     max_members: Optional[int] = None  # members per chunk; default: estimated from memory
     memory_fraction: float = 0.5  # share of free memory a chunk may use (auto chunking)
-    wandb: str = "member"  # member: one W&B run per job | group: one per group | none
+    wandb: str = "auto"  # auto: member up to wandb_members members, else group | member: one W&B run per job | group: one per compile group | none
+    wandb_members: int = MEMBER_RUNS_LIMIT  # wandb=auto: the most members that get a W&B run each
     writer: str = "background"  # background: plots + W&B in a separate process | inline
     resume: bool = True  # skip jobs whose folder holds a result of the same config
     precompile: bool = True  # compile the next group's program in the background meanwhile
@@ -94,7 +95,8 @@ Job = ComposedJob
 class FusedLauncher(Launcher):
     """Hydra launcher that trains each compile group as one vmapped program."""
 
-    def __init__(self, max_members: Optional[int] = None, memory_fraction: float = 0.5, wandb: str = "member",
+    def __init__(self, max_members: Optional[int] = None, memory_fraction: float = 0.5, wandb: str = "auto",
+                 wandb_members: int = MEMBER_RUNS_LIMIT,
                  writer: str = "background", resume: bool = True, progress: bool = True, backend: str = "local",
                  precompile: bool = True,
                  wait: bool = True, partition: Optional[str] = None, timeout_min: int = 60, cpus_per_task: int = 2,
@@ -105,6 +107,8 @@ class FusedLauncher(Launcher):
                  submitit_folder: str = ".submitit/%j") -> None:
         if wandb not in MODES:
             raise ConfigError("hydra.launcher.wandb", wandb, MODES)
+        if isinstance(wandb_members, bool) or not isinstance(wandb_members, int) or wandb_members < 0:
+            raise ConfigError("hydra.launcher.wandb_members", wandb_members, "an integer >= 0")
         if writer not in ("background", "inline"):
             raise ConfigError("hydra.launcher.writer", writer, ("background", "inline"))
         if max_members is not None and max_members < 1:
@@ -128,6 +132,7 @@ class FusedLauncher(Launcher):
         self.max_members = max_members
         self.memory_fraction = memory_fraction
         self.wandb = wandb
+        self.wandb_members = wandb_members
         self.writer_mode = writer
         self.resume = resume
         self.precompile = bool(precompile)

@@ -66,7 +66,7 @@ class LocalLaunch(Launch):
         cfg0 = pending[0].cfg if pending else None
         needed = cfg0 is not None and (
             any(draws_plots(j.cfg.output.plots, multirun=True) for j in pending)
-            or (self.launcher.wandb != "none" and any(j.cfg.logger.name == "wandb" for j in pending))
+            or (self.wandb_runs != "none" and any(j.cfg.logger.name == "wandb" for j in pending))
         )
         if needed and self.launcher.writer_mode == "background":
             self.writer = BackgroundWriter()

@@ -21,7 +21,24 @@ from omegaconf import DictConfig, OmegaConf
 from harness.config import draws_plots
 from harness.report.draw import draw_run
 
-MODES = ("member", "group", "none")
+MODES = ("auto", "member", "group", "none")  # hydra.launcher.wandb; auto: see granularity()
+# hydra.launcher.wandb=auto writes one W&B run per member up to this many tracked members in
+# a launch, one per compile group above. A member run costs 35-80 ms of writer time on two
+# cores (docs/benchmarks.md, "extras"), as much as a tiny model's training: at 256 spiral
+# members they doubled the sweep (40.3 s against 19.6 s with logger=none). 64 of them cost
+# at most ~5 s, less than a cold sweep's start-up and compile alone.
+MEMBER_RUNS_LIMIT = 64
+
+
+def granularity(mode: str, tracked: int, limit: int = MEMBER_RUNS_LIMIT) -> str:
+    """The W&B runs a launch writes for ``tracked`` members logged to W&B: ``member`` or
+    ``group`` as asked, and for ``auto`` one run per member up to ``limit`` members, one per
+    compile group above (``none`` when nothing is tracked)."""
+    if mode == "none" or tracked == 0:
+        return "none"
+    if mode == "auto":
+        return "member" if tracked <= limit else "group"
+    return mode
 
 
 def plot_member(run_dir: str | Path, cfg: DictConfig, result: dict[str, Any], *, multirun: bool) -> None:
@@ -71,14 +88,16 @@ def write_member_extras(run_dir: str, cfg_container: dict[str, Any], wandb_mode:
 
 def write_group_run(group_dir: str, run_dirs: list[str], logger_container: dict[str, Any], name: str,
                     group: str | None = None) -> None:
-    """One W&B run for a whole group: members as a table (``wandb_mode == "group"``)."""
+    """One W&B run for a whole group: members as a table, their curves as one chart per
+    metric (``wandb_mode == "group"``)."""
     from harness import store
     from harness.track.wandb_logger import log_group, report_each_problem_once
 
     report_each_problem_once()
-    results = [r for r in (store.read_result(d) for d in run_dirs) if r is not None]
-    if results and logger_container.get("name") == "wandb":
-        log_group(group_dir, results, OmegaConf.create(logger_container), name=name, group=group)
+    stored = [(d, r) for d, r in ((d, store.read_result(d)) for d in run_dirs) if r is not None]
+    if stored and logger_container.get("name") == "wandb":
+        log_group(group_dir, [r for _, r in stored], OmegaConf.create(logger_container), name=name, group=group,
+                  run_dirs=[d for d, _ in stored])
 
 
 def _die_with_parent() -> None:

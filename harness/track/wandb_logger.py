@@ -649,9 +649,51 @@ def _group_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name, init_timeout, group) -> str:
+def _member_labels(results: list[dict[str, Any]]) -> list[str]:
+    """Each member's legend entry: its index and the config values that vary in the group."""
+    flats = [_flat_config(r) for r in results]
+    keys = dynamic_keys(flats)
+    return [" ".join([str(i)] + [f"{k}={_cell(flat.get(k))}" for k in keys]) for i, flat in enumerate(flats)]
+
+
+def curve_charts(curves: list[list[dict[str, Any]]], labels: list[str],
+                 max_rows: int | None = None) -> dict[str, Any]:
+    """One W&B line chart per metric of the members' curves (``curves/<metric>``), one line per
+    member (``labels``) against the optimizer step: what a member run's history charts show,
+    for a whole group in one run.
+
+    A chart is a table of (step, member, value) rows. W&B checks every row of a table as it
+    is added (~25 us a row with the column types given), and its charts draw at most
+    ``wandb.Table.MAX_ROWS`` (10,000) points: a chart keeps at most ``max_rows`` (default
+    that), so a group with more points keeps every k-th evaluation of each member (the first
+    and last always), and its title says which k. The full curves stay in each member's
+    ``curves.csv`` (and in per-member runs, ``hydra.launcher.wandb=member``).
+    """
+    import wandb
+
+    max_rows = max_rows or wandb.Table.MAX_ROWS
+    metrics = sorted({k for rows in curves for row in rows for k in row if k != "step"})
+    points = sum(len(rows) for rows in curves)
+    every = max(1, math.ceil(points / max_rows))
+    charts = {}
+    for metric in metrics:
+        data = []
+        for label, rows in zip(labels, curves):
+            kept = [row for j, row in enumerate(rows) if j % every == 0 or j == len(rows) - 1]
+            data += [[row["step"], label, _cell(row.get(metric))] for row in kept]
+        title = metric if every == 1 else f"{metric} (1 evaluation in {every}, and the last)"
+        charts[f"curves/{metric}"] = wandb.plot_table(
+            "wandb/lineseries/v0", wandb.Table(columns=["step", "lineKey", "lineVal"], data=data,
+                                               dtype=[int, str, float], optional=[False, False, True]),
+            {"step": "step", "lineKey": "lineKey", "lineVal": "lineVal"}, {"title": title, "xname": "step"})
+    return charts
+
+
+def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name, init_timeout, group,
+               run_dirs=None) -> str:
     """log_group without the error policy."""
     table = members_table(results)  # built first: a bad result fails before any W&B run exists
+    charts = curve_charts([_curve_rows(Path(d)) for d in run_dirs], _member_labels(results)) if run_dirs else {}
     run = _start(
         logger_cfg,
         wandb_dir=group_dir,
@@ -663,7 +705,7 @@ def _log_group(group_dir: Path, results: list[dict[str, Any]], logger_cfg, name,
         run_id=group_run_id(group_dir, results, name),
     )
     try:
-        run.log({"members": table})
+        run.log({"members": table, **charts})
         run.summary.update(_group_summary(results))
         run_id = run.id
         run.finish()
@@ -682,11 +724,14 @@ def log_group(
     name: str | None = None,
     init_timeout: float | None = None,
     group: str | None = None,
+    run_dirs: list[str | os.PathLike] | None = None,
 ) -> str | None:
     """Log a whole compile group as ONE W&B run whose members form a ``wandb.Table``.
 
     Table: one row per member (its index, status, diverged_step, the flattened config
-    values that differ between members, its final metrics). Config: what all members share.
+    values that differ between members, its final metrics). With ``run_dirs`` (the members'
+    folders, in the order of ``results``) their curves too: one chart per metric, a line per
+    member (:func:`curve_charts`). Config: what all members share.
     Summary: member counts by status and the best final test metric. Same policy as
     :func:`log_run`: returns the run id, or None after exactly one TrackingWarning.
     ``group_dir`` holds the group's ``wandb/`` folder and its marker; when the marker already
@@ -701,7 +746,7 @@ def log_group(
         if logged and logged.removesuffix(OFFLINE_SUFFIX) == group_run_id(group_dir, results, name):
             return logged
         with table_temp_dirs_removed():
-            return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout, group)
+            return _log_group(Path(group_dir), results, logger_cfg, name, init_timeout, group, run_dirs)
     except Exception as error:  # noqa: BLE001 - the policy: any W&B failure is one warning
         warn_failure("group", group_dir, error)
         return None

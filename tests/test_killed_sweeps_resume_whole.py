@@ -27,7 +27,7 @@ JOBS = 100
 KILLS = 10
 SEED = 6  # the kill schedule is drawn from this seed (reproducible)
 ARGS = ["-m", "data=circle", "model.hidden=[4]", "train.epochs=2", "output.plots=false", "optim.lr=0.01,0.1",
-        "seed=range(50)", "logger.project=crash", "hydra.launcher.progress=false"]
+        "seed=range(50)", "logger.project=crash", "hydra.launcher.wandb=member", "hydra.launcher.progress=false"]
 
 
 def _count(sweep: Path, name: str) -> int:

@@ -282,10 +282,11 @@ def test_group_run_charts_every_members_curve_per_metric(tmp_path):
     # W&B logs a chart's table under "<key>_table".
     charts = {k.removesuffix("_table.path") for k in row if k.startswith("curves/") and k.endswith("_table.path")}
     assert charts == {"curves/test/accuracy", "curves/test/loss", "curves/train/accuracy", "curves/train/loss"}
+    # One table behind every chart: a row per (member, evaluation), a column per metric.
     table = json.loads((run["dir"] / "files" / row["curves/test/accuracy_table.path"]).read_text())
-    assert table["columns"] == ["step", "lineKey", "lineVal"]
+    assert table["columns"] == ["step", "lineKey", "test/accuracy", "test/loss", "train/accuracy", "train/loss"]
     lines = {}
-    for step, key, value in table["data"]:
+    for step, key, value, *_ in table["data"]:
         lines.setdefault(key, []).append((step, value))
     assert sorted(lines) == ["0 optim.lr=0.1 seed=0", "1 optim.lr=0.01 seed=1"]
     assert all([s for s, _ in points] == STEPS for points in lines.values())
@@ -301,6 +302,7 @@ def test_curve_charts_keep_every_kth_evaluation_to_stay_within_the_row_cap():
     assert chart.spec.string_fields["title"] == "test/loss (1 evaluation in 3, and the last)"
     (full,) = wl.curve_charts(curves, ["a", "b", "c"], max_rows=30).values()
     assert len(full.table.data) == 30 and full.spec.string_fields["title"] == "test/loss"
+    assert full.spec.fields == {"step": "step", "lineKey": "lineKey", "lineVal": "test/loss"}
 
 
 def test_run_identity_names_a_run_by_what_varies_in_its_sweep():

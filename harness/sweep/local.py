@@ -63,13 +63,10 @@ class LocalLaunch(Launch):
         return missing
 
     def _start_writer(self, pending: list[Job]) -> None:
-        cfg0 = pending[0].cfg if pending else None
-        needed = cfg0 is not None and (
-            any(draws_plots(j.cfg.output.plots, multirun=True) for j in pending)
-            or (self.wandb_runs != "none" and any(j.cfg.logger.name == "wandb" for j in pending))
-        )
+        tracked = self.wandb_runs != "none" and any(j.cfg.logger.name == "wandb" for j in pending)
+        needed = tracked or any(draws_plots(j.cfg.output.plots, multirun=True) for j in pending)
         if needed and self.launcher.writer_mode == "background":
-            self.writer = BackgroundWriter()
+            self.writer = BackgroundWriter(wandb=tracked)
 
     def _precompile(self, chunk: Chunk) -> None:
         """Start compiling a later chunk's program in the background."""

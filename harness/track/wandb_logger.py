@@ -662,30 +662,30 @@ def curve_charts(curves: list[list[dict[str, Any]]], labels: list[str],
     member (``labels``) against the optimizer step: what a member run's history charts show,
     for a whole group in one run.
 
-    A chart is a table of (step, member, value) rows. W&B checks every row of a table as it
-    is added (~25 us a row with the column types given), and its charts draw at most
-    ``wandb.Table.MAX_ROWS`` (10,000) points: a chart keeps at most ``max_rows`` (default
-    that), so a group with more points keeps every k-th evaluation of each member (the first
-    and last always), and its title says which k. The full curves stay in each member's
-    ``curves.csv`` (and in per-member runs, ``hydra.launcher.wandb=member``).
+    The charts share one table, a row per (member, evaluation) with every metric as a column
+    (W&B checks each row as it is added, ~25 us a row, so one table, not one per metric). W&B
+    draws at most ``wandb.Table.MAX_ROWS`` (10,000) points a chart: the table keeps at most
+    ``max_rows`` (default that) rows, so a larger group keeps every k-th evaluation of each
+    member (the first and the last always), and the titles say so. The full curves stay in
+    each member's ``curves.csv`` (and in per-member runs, ``hydra.launcher.wandb=member``).
     """
     import wandb
 
     max_rows = max_rows or wandb.Table.MAX_ROWS
     metrics = sorted({k for rows in curves for row in rows for k in row if k != "step"})
-    points = sum(len(rows) for rows in curves)
-    every = max(1, math.ceil(points / max_rows))
+    every = max(1, math.ceil(sum(len(rows) for rows in curves) / max_rows))
+    data = []
+    for label, rows in zip(labels, curves):
+        kept = [row for j, row in enumerate(rows) if j % every == 0 or j == len(rows) - 1]
+        data += [[row["step"], label] + [_cell(row.get(m)) for m in metrics] for row in kept]
+    table = wandb.Table(columns=["step", "lineKey"] + metrics, data=data, dtype=[int, str] + [float] * len(metrics),
+                        optional=[False, False] + [True] * len(metrics))
     charts = {}
     for metric in metrics:
-        data = []
-        for label, rows in zip(labels, curves):
-            kept = [row for j, row in enumerate(rows) if j % every == 0 or j == len(rows) - 1]
-            data += [[row["step"], label, _cell(row.get(metric))] for row in kept]
         title = metric if every == 1 else f"{metric} (1 evaluation in {every}, and the last)"
         charts[f"curves/{metric}"] = wandb.plot_table(
-            "wandb/lineseries/v0", wandb.Table(columns=["step", "lineKey", "lineVal"], data=data,
-                                               dtype=[int, str, float], optional=[False, False, True]),
-            {"step": "step", "lineKey": "lineKey", "lineVal": "lineVal"}, {"title": title, "xname": "step"})
+            "wandb/lineseries/v0", table, {"step": "step", "lineKey": "lineKey", "lineVal": metric},
+            {"title": title, "xname": "step"})
     return charts
 
 

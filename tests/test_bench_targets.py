@@ -31,7 +31,8 @@ def fake_results() -> dict:
                                   "torch_func_t2": _peer(0.50), "keras": _peer(0.60)}},
         "sweep4096": {"variants": {"fused_cold": {**fused, "per_config_s": 0.005}, "torch_t1": {"ok": False}}},
         "extras": {"configs": 256, "variants": {
-            "default": {"ok": True, "wall_s": 30.0, "wandb_runs": 256},
+            "default": {"ok": True, "wall_s": 30.0, "wandb_runs": 1},
+            "member": {"ok": True, "wall_s": 40.0, "wandb_runs": 256},  # W&B: 20 s / 256 = 78 ms a member run
             "default_noplots": {"ok": True, "wall_s": 28.0},     # plots: 6.7% of 30 s (goal <= 10%: met)
             "none_plots": {"ok": True, "wall_s": 20.0},          # W&B: 10 s / 256 = 39 ms (goal <= 20: not met)
             "none": {"ok": True, "wall_s": 12.0}}},              # 2.5x (goal <= 2: not met)
@@ -46,7 +47,7 @@ def by_what(rows: list[dict]) -> dict[str, dict]:
 
 def test_every_goal_is_a_row_even_when_nothing_ran():
     rows = bench_targets.target_rows({})
-    assert len(rows) == 14  # 3 compile + 3 peers at 256 + 4096 + basic + 3 extras + CNN peak + main job + suite
+    assert len(rows) == 15  # 3 compile + 3 peers at 256 + 4096 + basic + 4 extras + CNN peak + main job + suite
     assert all(r["status"] == "not measured in this run" for r in rows)
     assert all(r["goal"] for r in rows)
     assert bench_targets.target_rows({}, absent="not measured yet")[0]["status"] == "not measured yet"
@@ -66,7 +67,8 @@ def test_met_and_not_met_follow_the_numbers():
     assert st["fused vs Hydra's basic launcher, 32 configs, defaults as shipped, cold"] == "not measured in this run"
     assert st["a default sweep (W&B and plots as shipped), the 256-config sweep"] == "not met"
     assert st["plots as shipped (the 256-config default sweep)"] == "met"
-    assert st["W&B offline member runs (the 256-config default sweep)"] == "not met"
+    assert st["W&B offline member runs (the 256-config sweep, a run per member)"] == "not met"
+    assert st["W&B as shipped (the 256-config default sweep: hydra.launcher.wandb=auto, one run per compile group above 64 members)"] == "not met"
     assert st["run phase, MNIST-1D CNN sweep"] == "not measured in this run"
     assert st["the main job, cold, per run trained"] == "met (--quick size, not the goal's)"
     assert st["the default test suite"] == "not met"
@@ -78,6 +80,15 @@ def test_rows_carry_the_numbers_and_the_load():
     assert r["load"] == "1.00 1.00 1.00 → 2.00 2.00 2.00" and r["code"] == "abc1234"
     func = rows[f"{bench_targets.N256}: vs torch.func vmap ensembling (best of 1 and 2 threads)"]["measured"]
     assert func.startswith("5.0×") and "0.050 s per config" in func  # the faster of the two thread counts
-    assert "39.1 ms per run" in rows["W&B offline member runs (the 256-config default sweep)"]["measured"]
+    assert "78.1 ms per member" in rows["W&B offline member runs (the 256-config sweep, a run per member)"]["measured"]  # wandb=member − logger=none
+    assert "39.1 ms per member" in rows["W&B as shipped (the 256-config default sweep: hydra.launcher.wandb=auto, one run per compile group above 64 members)"]["measured"]  # default − logger=none
     table = bench_targets.targets(fake_results())
-    assert table.count("\n") == 2 + 14
+    assert table.count("\n") == 2 + 15
+
+
+def test_a_block_from_before_wandb_auto_reads_its_default_as_member_runs():
+    results = fake_results()
+    del results["extras"]["variants"]["member"]  # blocks before wandb=auto: the default wrote member runs
+    rows = by_what(bench_targets.target_rows(results))
+    assert "39.1 ms per member" in rows["W&B offline member runs (the 256-config sweep, a run per member)"]["measured"]
+    assert rows["W&B as shipped (the 256-config default sweep: hydra.launcher.wandb=auto, one run per compile group above 64 members)"]["status"] == "not measured"
